@@ -1,0 +1,498 @@
+// Package caddymodule is the Caddy HTTP handler kaltura_ks: for each request
+// it works out the user, obtains that user's Kaltura Session (KS) through
+// Kaltura's appToken flow, caches it, and rewrites the request so that
+// Kaltura uses that KS, whatever KS the client sent.
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults.
+const (
+	DefaultServiceURL      = "https://www.kaltura.com"
+	DefaultExpiry          = 24 * time.Hour
+	DefaultExpiryMargin    = 5 * time.Minute
+	DefaultSessionTimeout  = 10 * time.Second
+	DefaultMaxSessions     = 100000
+	DefaultMaxBodySize     = 10 << 20
+	DefaultMaxUserIDLength = 256
+	DefaultRetryAfter      = 5 * time.Second
+)
+
+// Handler injects a per-user Kaltura Session into api_v3 calls and player
+// URLs (playManifest, thumbnail, download, raw). The appToken's token never
+// leaves the handler.
+//
+// partner_id, app_token_id, app_token, service_url, hash_type and widget_id
+// accept global placeholders ({env.*}, {file.*}), resolved when the config is
+// loaded. user_id and privileges are evaluated per request and accept any
+// request placeholder.
+type Handler struct {
+	// Kaltura base URL where sessions are minted. Default https://www.kaltura.com.
+	ServiceURL string `json:"service_url,omitempty"`
+	// Kaltura partner id (required).
+	PartnerID string `json:"partner_id,omitempty"`
+	// The appToken's id, e.g. 0_abcd1234 (required).
+	AppTokenID string `json:"app_token_id,omitempty"`
+	// The appToken's token (its secret). Use {env.*} or {file.*}, or
+	// app_token_file. Exactly one of app_token and app_token_file is required.
+	AppToken string `json:"app_token,omitempty"`
+	// A file holding the appToken's token (surrounding white space ignored).
+	AppTokenFile string `json:"app_token_file,omitempty"`
+	// The appToken's hashType: SHA1 (default, as in Kaltura), SHA256, SHA512 or MD5.
+	HashType string `json:"hash_type,omitempty"`
+	// Whose KS a request gets, evaluated per request, e.g.
+	// {http.request.header.X-User-Id} set by forward_auth. Required. It must
+	// come from something that authenticated the user.
+	UserID string `json:"user_id,omitempty"`
+	// Requested session privileges, evaluated per request, e.g.
+	// sview:{http.request.uri.query.entryId}. Values substituted from
+	// placeholders may not contain , : / or control characters.
+	Privileges string `json:"privileges,omitempty"`
+	// user (default) or admin.
+	SessionType string `json:"session_type,omitempty"`
+	// Requested KS lifetime. Default 24h.
+	Expiry caddy.Duration `json:"expiry,omitempty"`
+	// Widget used for the widget session. Default _<partner_id>.
+	WidgetID string `json:"widget_id,omitempty"`
+	// A cached KS is used until this long before it expires (or a quarter
+	// of its lifetime before, if shorter). Default 5m.
+	ExpiryMargin caddy.Duration `json:"expiry_margin,omitempty"`
+	// Timeout of one call to Kaltura's session API. Default 10s.
+	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
+	// Most cached sessions (users); the oldest make room. Default 100000.
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// Most bytes of a request body read to place the KS (JSON, form, and
+	// multipart multirequests). Uploads to single calls stream at any size.
+	// Default 10 MiB.
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+	// Longest accepted user id, in bytes. Default 256.
+	MaxUserIDLength int `json:"max_user_id_length,omitempty"`
+
+	token       string
+	sessionType int
+	client      *kaltura.Client
+	shared      *sharedState
+	poolKey     string
+	keyPrefix   string
+	privDynamic bool
+	logger      *zap.Logger
+	metrics     *metrics
+	logLimiter  *logLimiter
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.kaltura_ks",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+var partnerIDRe = regexp.MustCompile(`^[1-9][0-9]{0,11}$`)
+
+// Provision sets up h. It makes no network call: Kaltura is contacted on
+// the first request that needs a KS.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	resolve := func(field, v string) (string, error) {
+		out, err := repl.ReplaceOrErr(v, false, true)
+		if err != nil {
+			return "", fmt.Errorf("%s: %v", field, err)
+		}
+		return strings.TrimSpace(out), nil
+	}
+	var err error
+	if h.ServiceURL == "" {
+		h.ServiceURL = DefaultServiceURL
+	}
+	if h.ServiceURL, err = resolve("service_url", h.ServiceURL); err != nil {
+		return err
+	}
+	u, err := url.Parse(h.ServiceURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("service_url: must be an http or https URL such as https://www.kaltura.com, got %q", h.ServiceURL)
+	}
+	h.ServiceURL = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(h.ServiceURL, "/"), "/api_v3"), "/")
+	if h.PartnerID, err = resolve("partner_id", h.PartnerID); err != nil {
+		return err
+	}
+	if h.PartnerID == "" {
+		return errors.New("partner_id: required (it was empty after resolving placeholders)")
+	}
+	if !partnerIDRe.MatchString(h.PartnerID) {
+		return fmt.Errorf("partner_id: must be a positive integer, got %q", h.PartnerID)
+	}
+	if h.AppTokenID, err = resolve("app_token_id", h.AppTokenID); err != nil {
+		return err
+	}
+	if h.AppTokenID == "" {
+		return errors.New("app_token_id: required (it was empty after resolving placeholders)")
+	}
+	if strings.ContainsFunc(h.AppTokenID, unicode.IsSpace) || strings.ContainsFunc(h.AppTokenID, unicode.IsControl) {
+		return errors.New("app_token_id: must not contain white space or control characters")
+	}
+	switch {
+	case h.AppToken != "" && h.AppTokenFile != "":
+		return errors.New("app_token and app_token_file: give only one")
+	case h.AppTokenFile != "":
+		path, err := resolve("app_token_file", h.AppTokenFile)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("app_token_file: %v", err)
+		}
+		h.token = strings.TrimSpace(string(b))
+		if h.token == "" {
+			return errors.New("app_token_file: the file is empty")
+		}
+	case h.AppToken != "":
+		// Never echo the value: it is the secret.
+		tok, err := repl.ReplaceOrErr(h.AppToken, false, true)
+		if err != nil {
+			return errors.New("app_token: unknown placeholder")
+		}
+		h.token = strings.TrimSpace(tok)
+		if h.token == "" {
+			return errors.New("app_token: required (it was empty after resolving placeholders)")
+		}
+	default:
+		return errors.New("app_token: required (or app_token_file)")
+	}
+	if strings.ContainsFunc(h.token, unicode.IsSpace) || strings.ContainsFunc(h.token, unicode.IsControl) {
+		return errors.New("app_token: must not contain white space or control characters")
+	}
+	if h.HashType, err = resolve("hash_type", h.HashType); err != nil {
+		return err
+	}
+	if h.HashType == "" {
+		h.HashType = "SHA1"
+	}
+	h.HashType = strings.ToUpper(h.HashType)
+	if _, err := kaltura.TokenHash("", "", h.HashType); err != nil {
+		return fmt.Errorf("hash_type: %v", err)
+	}
+	if h.WidgetID, err = resolve("widget_id", h.WidgetID); err != nil {
+		return err
+	}
+	if h.WidgetID == "" {
+		h.WidgetID = "_" + h.PartnerID
+	}
+	if strings.TrimSpace(h.UserID) == "" {
+		return errors.New("user_id: required, e.g. {http.request.header.X-User-Id} set by an authentication step")
+	}
+	switch strings.ToLower(h.SessionType) {
+	case "", "user":
+		h.sessionType = kaltura.SessionUser
+	case "admin":
+		h.sessionType = kaltura.SessionAdmin
+	default:
+		return fmt.Errorf("session_type: must be user or admin, got %q", h.SessionType)
+	}
+	if strings.ContainsFunc(h.Privileges, unicode.IsControl) {
+		return errors.New("privileges: must not contain control characters")
+	}
+	h.privDynamic = strings.Contains(h.Privileges, "{")
+	if h.Expiry == 0 {
+		h.Expiry = caddy.Duration(DefaultExpiry)
+	}
+	if h.Expiry < caddy.Duration(time.Second) {
+		return fmt.Errorf("expiry: must be at least 1s, got %s", time.Duration(h.Expiry))
+	}
+	if h.ExpiryMargin == 0 {
+		h.ExpiryMargin = caddy.Duration(DefaultExpiryMargin)
+	}
+	if h.ExpiryMargin < 0 {
+		return errors.New("expiry_margin: must not be negative")
+	}
+	if h.SessionTimeout == 0 {
+		h.SessionTimeout = caddy.Duration(DefaultSessionTimeout)
+	}
+	if h.SessionTimeout < 0 {
+		return errors.New("session_timeout: must not be negative")
+	}
+	if h.MaxSessions == 0 {
+		h.MaxSessions = DefaultMaxSessions
+	}
+	if h.MaxSessions < 0 {
+		return errors.New("max_sessions: must be positive")
+	}
+	if h.MaxBodySize == 0 {
+		h.MaxBodySize = DefaultMaxBodySize
+	}
+	if h.MaxBodySize < 0 {
+		return errors.New("max_body_size: must be positive")
+	}
+	if h.MaxUserIDLength == 0 {
+		h.MaxUserIDLength = DefaultMaxUserIDLength
+	}
+	if h.MaxUserIDLength < 0 {
+		return errors.New("max_user_id_length: must be positive")
+	}
+
+	h.metrics = registerMetrics(ctx, h.logger)
+	h.logLimiter = &logLimiter{interval: time.Minute, last: map[string]time.Time{}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64
+	h.client = kaltura.NewClient(kaltura.ClientConfig{
+		ServiceURL: h.ServiceURL,
+		PartnerID:  h.PartnerID,
+		WidgetID:   h.WidgetID,
+		AppTokenID: h.AppTokenID,
+		Token:      h.token,
+		HashType:   h.HashType,
+		HTTPClient: &http.Client{Timeout: time.Duration(h.SessionTimeout), Transport: transport},
+		Observe:    h.metrics.observeSessionCall,
+	})
+
+	// The cache outlives reloads that keep the same credentials, service URL
+	// and cache settings; any change to those starts a fresh cache, so a KS
+	// minted under old credentials is never reused.
+	secretFP := sha256.Sum256([]byte(h.token))
+	identity := strings.Join([]string{h.ServiceURL, h.PartnerID, h.AppTokenID, hex.EncodeToString(secretFP[:]), h.HashType, h.WidgetID}, "\x00")
+	h.keyPrefix = identity + "\x00" + strconv.Itoa(h.sessionType) + "\x00" + strconv.FormatInt(int64(time.Duration(h.Expiry)/time.Second), 10)
+	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions) + "\x00" + time.Duration(h.ExpiryMargin).String()))
+	h.poolKey = hex.EncodeToString(poolSum[:])
+	maxSessions, margin, mintTimeout := h.MaxSessions, time.Duration(h.ExpiryMargin), 3*time.Duration(h.SessionTimeout)
+	val, _, err := sessionPool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		return &sharedState{cache: cache.New(cache.Config{MaxEntries: maxSessions, Margin: margin, MintTimeout: mintTimeout, Now: now})}, nil
+	})
+	if err != nil {
+		return err
+	}
+	h.shared = val.(*sharedState)
+	return nil
+}
+
+// Cleanup releases this config's reference to the shared KS cache.
+func (h *Handler) Cleanup() error {
+	if h.poolKey != "" {
+		_, err := sessionPool.Delete(h.poolKey)
+		return err
+	}
+	return nil
+}
+
+// sessionPool keeps KS caches across config reloads.
+var sessionPool = caddy.NewUsagePool()
+
+// now is the cache clock; tests replace it.
+var now = time.Now
+
+type sharedState struct{ cache *cache.Cache }
+
+// Destruct stops the cache's janitor when the last config using it is gone.
+func (s *sharedState) Destruct() error {
+	s.cache.Close()
+	return nil
+}
+
+// ServeHTTP places the user's KS in the request and passes it on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	plan, err := kaltura.Prepare(r, h.MaxBodySize)
+	if err != nil {
+		var re *kaltura.RequestError
+		if !errors.As(err, &re) {
+			re = &kaltura.RequestError{Code: "BAD_REQUEST", Status: http.StatusBadRequest, Msg: err.Error()}
+		}
+		h.metrics.request(plan.Class, "refused")
+		return h.fail(w, r, plan, "KS_PROXY_"+re.Code, re.Status, re.Msg, 0)
+	}
+	if plan.Disposition == kaltura.Forward {
+		h.metrics.request(plan.Class, "forwarded")
+		return next.ServeHTTP(w, r)
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	user := repl.ReplaceAll(h.UserID, "")
+	if user == "" {
+		h.metrics.request(plan.Class, "refused")
+		return h.fail(w, r, plan, "KS_PROXY_NO_USER", http.StatusUnauthorized,
+			"no user identity for this request: the KS proxy mints a session only for an authenticated user", 0)
+	}
+	if msg := h.checkUserID(user); msg != "" {
+		h.metrics.request(plan.Class, "refused")
+		return h.fail(w, r, plan, "KS_PROXY_INVALID_USER", http.StatusBadRequest, msg, 0)
+	}
+	privileges := h.Privileges
+	if h.privDynamic {
+		if privileges, err = expandPrivileges(repl, privileges); err != nil {
+			h.metrics.request(plan.Class, "refused")
+			return h.fail(w, r, plan, "KS_PROXY_INVALID_PRIVILEGES", http.StatusBadRequest, err.Error(), 0)
+		}
+	}
+	key := cache.Key(h.keyPrefix, user, privileges)
+
+	if plan.Disposition == kaltura.EndSession {
+		h.shared.cache.Delete(key)
+		h.metrics.request(plan.Class, "ended")
+		if c := h.logger.Check(zapcore.DebugLevel, "session.end answered locally; cached KS forgotten"); c != nil {
+			c.Write(zap.String("user", user))
+		}
+		kaltura.WriteVoid(w, plan.Format, plan.Callback)
+		return nil
+	}
+
+	entry, outcome, err := h.shared.cache.Fetch(r.Context(), key, func(ctx context.Context) (cache.Entry, error) {
+		s, err := h.client.StartSession(ctx, kaltura.SessionRequest{
+			UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges,
+		})
+		if err != nil {
+			return cache.Entry{}, err
+		}
+		if c := h.logger.Check(zapcore.DebugLevel, "minted KS"); c != nil {
+			c.Write(zap.String("user", user), zap.String("ks_fp", kaltura.Fingerprint(s.KS)), zap.Time("expires", s.Expiry))
+		}
+		return cache.Entry{KS: s.KS, Expiry: s.Expiry}, nil
+	})
+	if err != nil {
+		return h.sessionFailure(w, r, plan, err)
+	}
+	plan.Apply(r, entry.KS)
+	h.metrics.request(plan.Class, outcome.String())
+	repl.Set("http.kaltura_ks.cache", outcome.String())
+	repl.Set("http.kaltura_ks.ks_fingerprint", kaltura.Fingerprint(entry.KS))
+	if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
+		c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
+			zap.String("ks_fp", kaltura.Fingerprint(entry.KS)))
+	}
+	return next.ServeHTTP(w, r)
+}
+
+func (h *Handler) checkUserID(user string) string {
+	if len(user) > h.MaxUserIDLength {
+		return fmt.Sprintf("user id is longer than %d bytes", h.MaxUserIDLength)
+	}
+	if !utf8.ValidString(user) {
+		return "user id is not valid UTF-8"
+	}
+	if strings.ContainsFunc(user, unicode.IsControl) {
+		return "user id contains control characters"
+	}
+	return ""
+}
+
+// expandPrivileges substitutes placeholders, refusing values that would add
+// or widen a privilege.
+func expandPrivileges(repl *caddy.Replacer, tmpl string) (string, error) {
+	return repl.ReplaceFunc(tmpl, func(variable string, val any) (any, error) {
+		s := fmt.Sprint(val)
+		if val == nil {
+			s = ""
+		}
+		if strings.ContainsAny(s, ",:/") || strings.ContainsFunc(s, unicode.IsControl) {
+			return nil, fmt.Errorf("privileges: the value of {%s} contains a reserved character (, : / or a control character)", variable)
+		}
+		return s, nil
+	})
+}
+
+// sessionFailure answers a request whose KS could not be obtained.
+func (h *Handler) sessionFailure(w http.ResponseWriter, r *http.Request, plan *kaltura.Plan, err error) error {
+	var se *kaltura.SessionError
+	code, status, retry := "KS_PROXY_KALTURA_UNAVAILABLE", http.StatusServiceUnavailable, DefaultRetryAfter
+	kind, kcode, hint := kaltura.KindUnavailable, "TIMEOUT", "Kaltura did not answer in time"
+	switch {
+	case errors.As(err, &se):
+		kind, kcode, hint = se.Kind, se.Code, se.Hint
+	case errors.Is(err, context.Canceled):
+		h.metrics.request(plan.Class, "canceled")
+		return caddyhttp.Error(499, err)
+	case errors.Is(err, cache.ErrExpired):
+		kcode, hint = "KS_TOO_SHORT", "Kaltura returned a KS that expires within expiry_margin: lower expiry_margin or raise expiry and the app token's sessionDuration"
+		kind = kaltura.KindConfig
+	}
+	switch kind {
+	case kaltura.KindConfig:
+		code, status, retry = "KS_PROXY_KALTURA_CONFIG", http.StatusBadGateway, 0
+	case kaltura.KindRejected:
+		code, status, retry = "KS_PROXY_KALTURA_REJECTED", http.StatusBadGateway, 0
+	}
+	h.metrics.request(plan.Class, "failed")
+	if h.logLimiter.allow(kcode) {
+		msg := "could not obtain a Kaltura session"
+		fields := []zap.Field{zap.String("kaltura_error", kcode), zap.String("kind", kind.String()), zap.String("likely_cause", hint)}
+		if se != nil {
+			fields = append(fields, zap.String("action", se.Action), zap.Error(se))
+		}
+		if kind == kaltura.KindConfig {
+			h.logger.Error(msg, fields...)
+		} else {
+			h.logger.Warn(msg, fields...)
+		}
+	}
+	return h.fail(w, r, plan, code, status, "the KS proxy could not obtain a Kaltura session: "+kcode, retry)
+}
+
+// fail answers a request the handler cannot serve. On api_v3 paths that is
+// HTTP 200 with a KalturaAPIException (the player hangs on anything else);
+// elsewhere a plain status through Caddy's error handling.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, plan *kaltura.Plan, code string, status int, msg string, retry time.Duration) error {
+	caddyhttp.SetVar(r.Context(), "kaltura_ks.error", code)
+	if plan != nil && plan.Class == kaltura.API {
+		kaltura.WriteAPIError(w, plan.Format, plan.Callback, plan.SubRequests, code, msg)
+		return nil
+	}
+	if retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
+	}
+	if w.Header().Get("Access-Control-Allow-Origin") == "" {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+	}
+	w.Header().Set("X-Kaltura-Ks-Proxy-Error", code)
+	return caddyhttp.Error(status, errors.New(code+": "+msg))
+}
+
+// logLimiter lets one log line per key through per interval.
+type logLimiter struct {
+	mu       sync.Mutex
+	interval time.Duration
+	last     map[string]time.Time
+}
+
+func (l *logLimiter) allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := time.Now()
+	if last, ok := l.last[key]; ok && t.Sub(last) < l.interval {
+		return false
+	}
+	l.last[key] = t
+	return true
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,890 @@
+package kaltura
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Class sorts requests by where Kaltura reads their KS.
+type Class uint8
+
+const (
+	// PassThrough requests carry no KS that matters (serveFlavor, segments,
+	// static files, CORS preflights): they are forwarded untouched.
+	PassThrough Class = iota
+	// API is an api_v3 call: /api_v3/… or /api/….
+	API
+	// PlayManifest is /p/<pid>[/sp/<pid>00]/playManifest/… (also /s/p/…).
+	PlayManifest
+	// Asset is thumbnail, download or raw under /p/<pid>/.
+	Asset
+)
+
+func (c Class) String() string {
+	switch c {
+	case API:
+		return "api"
+	case PlayManifest:
+		return "playManifest"
+	case Asset:
+		return "asset"
+	}
+	return "passthrough"
+}
+
+// Disposition says what the proxy does with a request.
+type Disposition uint8
+
+const (
+	// Forward: send the request on untouched (no KS needed).
+	Forward Disposition = iota
+	// Inject: mint or reuse the user's KS and Apply it.
+	Inject
+	// EndSession: a client's session.end. It must not reach Kaltura with the
+	// user's KS (that would revoke the cached KS); answer it locally and
+	// forget the user's KS instead.
+	EndSession
+)
+
+// RequestError is a request the proxy refuses. Its message is safe to show
+// to the client.
+type RequestError struct {
+	Code   string // BAD_REQUEST, BODY_TOO_LARGE, UNSUPPORTED
+	Status int
+	Msg    string
+}
+
+func (e *RequestError) Error() string { return e.Msg }
+
+func badRequest(format string, a ...any) *RequestError {
+	return &RequestError{Code: "BAD_REQUEST", Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, a...)}
+}
+
+// Plan is a prepared rewrite: Prepare parses the request once (before any
+// KS is minted); Apply then places a KS with a few string joins.
+type Plan struct {
+	Class       Class
+	Disposition Disposition
+
+	// api_v3 only: the server's merged view (path > query > body).
+	Service      string // lowercased
+	Action       string // lowercased
+	Multirequest bool
+	Format       string // "1" JSON, "2" or "" XML, "9" JSONP
+	Callback     string
+	SubRequests  int // sub-requests that would execute (multirequest)
+
+	path       string // escaped path, client KS removed
+	pathInsert int    // where "/ks/<KS>" goes in path; -1 for none
+	pathEdited bool
+	query      string // raw query, client KS removed
+	queryEdit  bool   // query must be replaced by query (+ ks=<KS> if queryKS)
+	queryKS    bool
+	body       [][]byte // nil: body untouched; else pieces joined by the JSON-quoted KS
+	bodyRead   []byte   // the body as read, when Prepare consumed it
+}
+
+const noSub = -1 << 31
+
+// Classify sorts a request by method and path without reading it.
+func Classify(method, escapedPath string) Class {
+	if method == http.MethodOptions {
+		return PassThrough
+	}
+	p := escapedPath
+	if strings.HasPrefix(p, "/api_v3/") || p == "/api_v3" || strings.HasPrefix(p, "/api/") {
+		return API
+	}
+	if _, action, _, ok := widgetPath(p); ok {
+		switch strings.ToLower(action) {
+		case "playmanifest":
+			return PlayManifest
+		case "thumbnail", "download", "raw":
+			return Asset
+		}
+	}
+	return PassThrough
+}
+
+// widgetPath splits /p/<pid>[/sp/<sp>]/<action>/<rest> (or /s/p/…) and
+// returns the pid, the action, and the offset of the segment after action.
+func widgetPath(p string) (pid, action string, rest int, ok bool) {
+	off := 0
+	if strings.HasPrefix(p, "/s/p/") {
+		off = 2
+	}
+	if !strings.HasPrefix(p[off:], "/p/") {
+		return "", "", 0, false
+	}
+	i := off + 3
+	next := func() (string, bool) {
+		if i > len(p) {
+			return "", false
+		}
+		j := strings.IndexByte(p[i:], '/')
+		var seg string
+		if j < 0 {
+			seg, i = p[i:], len(p)+1
+		} else {
+			seg, i = p[i:i+j], i+j+1
+		}
+		return seg, true
+	}
+	pid, ok = next()
+	if !ok || pid == "" {
+		return "", "", 0, false
+	}
+	action, ok = next()
+	if !ok {
+		return "", "", 0, false
+	}
+	if action == "sp" {
+		if _, ok = next(); !ok {
+			return "", "", 0, false
+		}
+		if action, ok = next(); !ok {
+			return "", "", 0, false
+		}
+	}
+	if action == "" {
+		return "", "", 0, false
+	}
+	return pid, action, i, true
+}
+
+// Prepare parses r (reading its body when the KS or the call's identity may
+// be in it, up to maxBody bytes) and decides what to do with it. It never
+// changes r except to replace a body it has read with an identical copy.
+func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
+	ep := r.URL.EscapedPath()
+	pl := &Plan{Class: Classify(r.Method, ep), pathInsert: -1}
+	switch pl.Class {
+	case API:
+		return pl, pl.prepareAPI(r, ep, maxBody)
+	case PlayManifest, Asset:
+		return pl, pl.prepareWidget(r, ep, maxBody)
+	}
+	return pl, nil
+}
+
+// Apply places ks so that it is the KS Kaltura uses, and removes every
+// client KS that would beat it. It must be called on the request Prepare saw.
+func (pl *Plan) Apply(r *http.Request, ks string) {
+	r.Header.Del("X-Kaltura-Ks")
+	if pl.pathEdited || pl.pathInsert >= 0 {
+		p := pl.path
+		if pl.pathInsert >= 0 {
+			p = p[:pl.pathInsert] + "/ks/" + URLSafeKS(ks) + p[pl.pathInsert:]
+		}
+		setEscapedPath(r.URL, p)
+	}
+	if pl.queryEdit {
+		q := pl.query
+		if pl.queryKS {
+			if q != "" {
+				q += "&"
+			}
+			q += "ks=" + url.QueryEscape(ks)
+		}
+		r.URL.RawQuery = q
+		r.URL.ForceQuery = false
+	}
+	r.RequestURI = r.URL.RequestURI()
+	if pl.body != nil {
+		qks := quoteJSON(ks)
+		n := 0
+		for _, p := range pl.body {
+			n += len(p)
+		}
+		n += (len(pl.body) - 1) * len(qks)
+		buf := make([]byte, 0, n)
+		for i, p := range pl.body {
+			if i > 0 {
+				buf = append(buf, qks...)
+			}
+			buf = append(buf, p...)
+		}
+		setBody(r, buf)
+	}
+}
+
+func setEscapedPath(u *url.URL, ep string) {
+	if p, err := url.PathUnescape(ep); err == nil {
+		u.Path = p
+		u.RawPath = ep
+		if u.EscapedPath() != ep {
+			u.RawPath = ep
+		}
+	}
+}
+
+func setBody(r *http.Request, b []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	r.ContentLength = int64(len(b))
+	r.TransferEncoding = nil
+	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+}
+
+// readBody reads r's body up to max bytes and puts an identical copy back.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	r.Body.Close()
+	if err != nil {
+		return nil, badRequest("reading the request body failed")
+	}
+	if int64(len(b)) > max {
+		return nil, &RequestError{Code: "BODY_TOO_LARGE", Status: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("request body exceeds %d bytes, the most the proxy parses to place the KS", max)}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return b, nil
+}
+
+// ---- parameter names ----
+
+// paramName splits a decoded parameter name as PHP and Kaltura nest it
+// ("1:ks", "1[ks]", "filter:objectType") into its first two elements.
+func paramName(name string) (first, second string) {
+	name = strings.TrimLeft(name, " ")
+	i := strings.IndexAny(name, ":[")
+	if i < 0 {
+		return name, ""
+	}
+	first, rest := name[:i], name[i:]
+	if rest[0] == ':' {
+		rest = rest[1:]
+		if j := strings.IndexAny(rest, ":["); j >= 0 {
+			return first, rest[:j]
+		}
+		return first, rest
+	}
+	if j := strings.IndexByte(rest, ']'); j > 0 {
+		return first, rest[1:j]
+	}
+	return first, ""
+}
+
+// ksParam reports whether a parameter name addresses a KS: the top-level
+// "ks" (sub == noSub) or a sub-request's "N:ks".
+func ksParam(name string) (sub int, ok bool) {
+	first, second := paramName(name)
+	if first == "ks" {
+		return noSub, true
+	}
+	if n, isSub := subIndex(first); isSub && second == "ks" {
+		return n, true
+	}
+	return 0, false
+}
+
+// ---- merged view ----
+
+const (
+	srcBody = iota + 1
+	srcQuery
+	srcPath
+)
+
+type field struct {
+	v   string
+	src int
+}
+
+// set applies PHP's precedence: a higher source wins; within one source the
+// path keeps its first occurrence, query and body their last.
+func (f *field) set(v string, src int) {
+	if src > f.src || (src == f.src && src != srcPath) {
+		f.v, f.src = v, src
+	}
+}
+
+type subInfo struct{ service, action field }
+
+type view struct {
+	service, action, format, callback field
+	subs                              map[int]*subInfo
+}
+
+func (v *view) sub(n int) *subInfo {
+	if v.subs == nil {
+		v.subs = map[int]*subInfo{}
+	}
+	s := v.subs[n]
+	if s == nil {
+		s = &subInfo{}
+		v.subs[n] = s
+	}
+	return s
+}
+
+// note records a scalar parameter in the merged view.
+func (v *view) note(name, value string, src int) {
+	first, second := paramName(name)
+	if second == "" {
+		switch first {
+		case "service":
+			v.service.set(value, src)
+		case "action":
+			v.action.set(value, src)
+		case "format":
+			v.format.set(value, src)
+		case "callback":
+			v.callback.set(value, src)
+		}
+		return
+	}
+	if n, ok := subIndex(first); ok {
+		switch second {
+		case "service":
+			v.sub(n).service.set(value, src)
+		case "action":
+			v.sub(n).action.set(value, src)
+		}
+	}
+}
+
+// keepKS reports whether sub-request n keeps the client's own KS: only an
+// appToken.startSession, whose hash is bound to its own KS.
+func (v *view) keepKS(n int) bool {
+	if n == noSub {
+		return false
+	}
+	s := v.subs[n]
+	return s != nil && strings.EqualFold(s.service.v, "apptoken") && strings.EqualFold(s.action.v, "startsession")
+}
+
+// executed counts the sub-requests Kaltura would run: from min(1, smallest
+// key) up to the first index without service and action.
+func (v *view) executed() int {
+	if len(v.subs) == 0 {
+		return 0
+	}
+	start := 1
+	for n := range v.subs {
+		if n < start {
+			start = n
+		}
+	}
+	c := 0
+	for n := start; ; n++ {
+		s := v.subs[n]
+		if s == nil || s.service.v == "" || s.action.v == "" {
+			return c
+		}
+		c++
+	}
+}
+
+// ---- api_v3 ----
+
+func apiPrefixLen(p string) int {
+	for _, pre := range []string{"/api_v3/index.php/", "/api_v3/", "/api/"} {
+		if strings.HasPrefix(p, pre) {
+			return len(pre)
+		}
+	}
+	return len(p)
+}
+
+type seg struct {
+	raw  string
+	name string // decoded key for a key segment
+}
+
+func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) error {
+	var v view
+	// Path key/value pairs.
+	pre := apiPrefixLen(ep)
+	var segs []string
+	if pre < len(ep) {
+		segs = strings.Split(ep[pre:], "/")
+	}
+	for i := 0; i+1 < len(segs); i += 2 {
+		if name, err := url.PathUnescape(segs[i]); err == nil {
+			val, _ := url.PathUnescape(segs[i+1])
+			v.note(name, val, srcPath)
+		}
+	}
+	// Query tokens.
+	qtoks := splitTokens(r.URL.RawQuery)
+	for _, t := range qtoks {
+		if t.name != "" {
+			v.note(t.name, t.value, srcQuery)
+		}
+	}
+	// The body, where the server may read parameters from it.
+	ct := r.Header.Get("Content-Type")
+	mt, params, _ := mime.ParseMediaType(ct)
+	var (
+		jsonDoc  []byte
+		jsonMs   []member
+		subMs    map[int][]member
+		formToks []token
+		mpParts  []mpPart
+		mpBound  string
+	)
+	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+	if hasBody {
+		switch {
+		case mt == "application/json":
+			b, err := readBody(r, maxBody)
+			if err != nil {
+				return err
+			}
+			pl.bodyRead = b
+			if len(bytes.TrimSpace(b)) > 0 {
+				jsonDoc = b
+				jsonMs, subMs, err = scanJSONParams(b)
+				if err != nil {
+					return err
+				}
+				if strings.EqualFold(ct, "application/json") { // the server reads the body only then
+					noteJSON(&v, b, jsonMs, subMs)
+				}
+			}
+		case mt == "application/x-www-form-urlencoded":
+			b, err := readBody(r, maxBody)
+			if err != nil {
+				return err
+			}
+			pl.bodyRead = b
+			formToks = splitTokens(string(b))
+			for _, t := range formToks {
+				if t.name != "" {
+					v.note(t.name, t.value, srcBody)
+				}
+			}
+		case mt == "multipart/form-data":
+			// A single call takes its KS from the query, which beats any
+			// multipart field: stream the body (an upload) untouched. Only
+			// a multirequest, or a call whose identity is in the body, needs
+			// the body parsed.
+			if v.service.src != 0 && v.service.v != "multirequest" {
+				break
+			}
+			b, err := readBody(r, maxBody)
+			if err != nil {
+				return err
+			}
+			pl.bodyRead = b
+			mpBound = params["boundary"]
+			mpParts, err = parseMultipart(b, mpBound)
+			if err != nil {
+				return err
+			}
+			noteMultipart(&v, mpParts)
+		}
+	}
+
+	pl.Service = strings.ToLower(v.service.v)
+	pl.Action = strings.ToLower(v.action.v)
+	pl.Multirequest = v.service.v == "multirequest"
+	pl.Format = v.format.v
+	pl.Callback = v.callback.v
+	if pl.Format == "" && jsonDoc != nil {
+		pl.Format = "1" // answer a JSON client in JSON if its body was unreadable
+	}
+	if pl.Multirequest {
+		pl.SubRequests = v.executed()
+		for _, s := range v.subs {
+			if strings.EqualFold(s.service.v, "session") && strings.EqualFold(s.action.v, "end") {
+				return &RequestError{Code: "UNSUPPORTED", Status: http.StatusBadRequest,
+					Msg: "session.end inside a multirequest is not supported by the KS proxy: send it as a single call"}
+			}
+		}
+	} else {
+		switch {
+		case pl.Service == "apptoken" && pl.Action == "startsession":
+			pl.Disposition = Forward // its hash is bound to its own KS
+			return nil
+		case pl.Service == "session" && pl.Action == "end":
+			pl.Disposition = EndSession
+			return nil
+		}
+	}
+	pl.Disposition = Inject
+
+	// Path: drop every ks pair (path beats query, so a client KS there would win).
+	if len(segs) > 0 {
+		kept := make([]string, 0, len(segs))
+		for i := 0; i < len(segs); i += 2 {
+			if i+1 < len(segs) {
+				if name, err := url.PathUnescape(segs[i]); err == nil {
+					if sub, ok := ksParam(name); ok && !v.keepKS(sub) {
+						pl.pathEdited = true
+						continue
+					}
+				}
+				kept = append(kept, segs[i], segs[i+1])
+			} else {
+				kept = append(kept, segs[i])
+			}
+		}
+		if pl.pathEdited {
+			pl.path = ep[:pre] + strings.Join(kept, "/")
+		}
+	}
+	// Query: drop client KS tokens, add ours as the top-level ks.
+	pl.query = dropKSTokens(r.URL.RawQuery, qtoks, &v)
+	pl.queryEdit, pl.queryKS = true, true
+	// Body.
+	switch {
+	case jsonDoc != nil:
+		pl.body = jsonPieces(jsonDoc, jsonMs, subMs, &v)
+	case formToks != nil:
+		if nb := dropKSTokens(string(pl.bodyRead), formToks, &v); nb != string(pl.bodyRead) {
+			pl.body = [][]byte{[]byte(nb)}
+		}
+	case mpParts != nil:
+		b, err := buildMultipart(mpParts, mpBound, &v)
+		if err != nil {
+			return err
+		}
+		pl.body = b
+	}
+	return nil
+}
+
+// scanJSONParams finds the top-level members and, for sub-request objects
+// ("N": {…}), their members.
+func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
+	if !json.Valid(b) {
+		return nil, nil, badRequest("request body is not valid JSON")
+	}
+	ms, _, err := objectMembers(b, 0)
+	if err != nil {
+		return nil, nil, badRequest("request body must be a JSON object")
+	}
+	var subs map[int][]member
+	for _, m := range ms {
+		if n, ok := subIndex(m.key); ok && m.isObject {
+			sm, _, err := objectMembers(b, m.valStart)
+			if err != nil {
+				return nil, nil, badRequest("malformed sub-request %d", n)
+			}
+			if subs == nil {
+				subs = map[int][]member{}
+			}
+			subs[n] = append(subs[n], sm...)
+		}
+	}
+	return ms, subs, nil
+}
+
+func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
+	for _, m := range ms {
+		if !m.isObject {
+			v.note(m.key, scalar(b, m), srcBody)
+		}
+	}
+	for n, sm := range subs {
+		for _, m := range sm {
+			switch m.key {
+			case "service":
+				v.sub(n).service.set(scalar(b, m), srcBody)
+			case "action":
+				v.sub(n).action.set(scalar(b, m), srcBody)
+			}
+		}
+	}
+}
+
+// jsonPieces splits b at every KS value to be replaced.
+func jsonPieces(b []byte, ms []member, subs map[int][]member, v *view) [][]byte {
+	type span struct{ s, e int }
+	var holes []span
+	for _, m := range ms {
+		if sub, ok := ksParam(m.key); ok && !m.isObject && !v.keepKS(sub) {
+			holes = append(holes, span{m.valStart, m.valEnd})
+		}
+	}
+	for n, sm := range subs {
+		if v.keepKS(n) {
+			continue
+		}
+		for _, m := range sm {
+			if m.key == "ks" {
+				holes = append(holes, span{m.valStart, m.valEnd})
+			}
+		}
+	}
+	if len(holes) == 0 {
+		return nil
+	}
+	// Sort by offset (few holes: insertion sort).
+	for i := 1; i < len(holes); i++ {
+		for j := i; j > 0 && holes[j].s < holes[j-1].s; j-- {
+			holes[j], holes[j-1] = holes[j-1], holes[j]
+		}
+	}
+	pieces := make([][]byte, 0, len(holes)+1)
+	prev := 0
+	for _, h := range holes {
+		pieces = append(pieces, b[prev:h.s])
+		prev = h.e
+	}
+	return append(pieces, b[prev:])
+}
+
+// ---- query and form tokens ----
+
+type token struct {
+	raw         string
+	name, value string // decoded; name "" when undecodable
+}
+
+func splitTokens(raw string) []token {
+	if raw == "" {
+		return nil
+	}
+	toks := make([]token, 0, strings.Count(raw, "&")+1)
+	for raw != "" {
+		var t string
+		t, raw, _ = strings.Cut(raw, "&")
+		k, val, _ := strings.Cut(t, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		value, err := url.QueryUnescape(val)
+		if err != nil {
+			value = val
+		}
+		toks = append(toks, token{raw: t, name: name, value: value})
+	}
+	return toks
+}
+
+// dropKSTokens returns raw without the tokens that carry a client KS, every
+// other byte unchanged.
+func dropKSTokens(raw string, toks []token, v *view) string {
+	drop := false
+	for _, t := range toks {
+		if sub, ok := ksParam(t.name); ok && !v.keepKS(sub) {
+			drop = true
+			break
+		}
+	}
+	if !drop {
+		return raw
+	}
+	var b strings.Builder
+	for _, t := range toks {
+		if sub, ok := ksParam(t.name); ok && !v.keepKS(sub) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(t.raw)
+	}
+	return b.String()
+}
+
+// ---- multipart (multirequest or body-identified calls only) ----
+
+type mpPart struct {
+	header textproto.MIMEHeader
+	name   string
+	file   bool
+	data   []byte
+	jsonMs []member
+	subMs  map[int][]member
+	isJSON bool
+}
+
+func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
+	if boundary == "" {
+		return nil, badRequest("multipart body without a boundary")
+	}
+	mr := multipart.NewReader(bytes.NewReader(b), boundary)
+	var parts []mpPart
+	for {
+		p, err := mr.NextRawPart()
+		if errors.Is(err, io.EOF) {
+			return parts, nil
+		}
+		if err != nil {
+			return nil, badRequest("malformed multipart body")
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			return nil, badRequest("malformed multipart body")
+		}
+		mp := mpPart{header: p.Header, name: p.FormName(), file: p.FileName() != "", data: data}
+		if mp.name == "json" && !mp.file {
+			if ms, subs, err := scanJSONParams(bytes.TrimSpace(data)); err == nil {
+				off := len(data) - len(bytes.TrimLeft(data, " \t\r\n"))
+				for i := range ms {
+					ms[i].valStart += off
+					ms[i].valEnd += off
+				}
+				for n := range subs {
+					for i := range subs[n] {
+						subs[n][i].valStart += off
+						subs[n][i].valEnd += off
+					}
+				}
+				mp.isJSON, mp.jsonMs, mp.subMs = true, ms, subs
+			}
+		}
+		parts = append(parts, mp)
+	}
+}
+
+func noteMultipart(v *view, parts []mpPart) {
+	for _, p := range parts {
+		if p.isJSON { // a decodable json part replaces every other text field
+			noteJSON(v, p.data, p.jsonMs, p.subMs)
+			return
+		}
+	}
+	for _, p := range parts {
+		if !p.file {
+			v.note(p.name, string(p.data), srcBody)
+		}
+	}
+}
+
+// pieceWriter collects output pieces; hole() starts a new piece, at which
+// Apply puts the KS.
+type pieceWriter struct{ pieces [][]byte }
+
+func (w *pieceWriter) Write(p []byte) (int, error) {
+	last := &w.pieces[len(w.pieces)-1]
+	*last = append(*last, p...)
+	return len(p), nil
+}
+
+func (w *pieceWriter) hole() { w.pieces = append(w.pieces, nil) }
+
+func buildMultipart(parts []mpPart, boundary string, v *view) ([][]byte, error) {
+	pw := &pieceWriter{pieces: [][]byte{nil}}
+	mw := multipart.NewWriter(pw)
+	if err := mw.SetBoundary(boundary); err != nil {
+		return nil, badRequest("unusable multipart boundary")
+	}
+	for _, p := range parts {
+		if !p.file {
+			if sub, ok := ksParam(p.name); ok && !v.keepKS(sub) {
+				continue
+			}
+		}
+		w, err := mw.CreatePart(p.header)
+		if err != nil {
+			return nil, badRequest("malformed multipart body")
+		}
+		pieces := [][]byte{p.data}
+		if p.isJSON {
+			if jp := jsonPieces(p.data, p.jsonMs, p.subMs, v); jp != nil {
+				pieces = jp
+			}
+		}
+		for i, piece := range pieces {
+			if i > 0 {
+				pw.hole()
+			}
+			w.Write(piece)
+		}
+	}
+	mw.Close()
+	return pw.pieces, nil
+}
+
+// ---- extwidget: playManifest, thumbnail, download, raw ----
+
+func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
+	_, _, rest, _ := widgetPath(ep)
+	var segs []string
+	if rest < len(ep) {
+		segs = strings.Split(ep[rest:], "/")
+	}
+	qtoks := splitTokens(r.URL.RawQuery)
+	// A kt URL token makes Kaltura ignore any KS: nothing to inject.
+	for i := 0; i+1 < len(segs); i += 2 {
+		if segs[i] == "kt" {
+			return nil
+		}
+	}
+	for _, t := range qtoks {
+		if first, _ := paramName(t.name); first == "kt" {
+			return nil
+		}
+	}
+	pl.Disposition = Inject
+	kept := make([]string, 0, len(segs)+2)
+	for i := 0; i < len(segs); i += 2 {
+		if i+1 < len(segs) {
+			if name, err := url.PathUnescape(segs[i]); err == nil && name == "ks" {
+				continue
+			}
+			kept = append(kept, segs[i], segs[i+1])
+		} else {
+			kept = append(kept, segs[i])
+		}
+	}
+	// "/ks/<KS>" goes just before a trailing file name (a.m3u8), keeping the
+	// key/value pairing, or at the end.
+	base := strings.TrimSuffix(ep[:min(rest, len(ep))], "/")
+	if len(kept)%2 == 1 {
+		pl.path = base + "/" + strings.Join(kept, "/")
+		pl.pathInsert = len(pl.path) - len(kept[len(kept)-1]) - 1
+	} else {
+		if len(kept) > 0 {
+			base += "/" + strings.Join(kept, "/")
+		}
+		pl.path = base
+		pl.pathInsert = len(base)
+	}
+	var v view
+	pl.query = dropKSTokens(r.URL.RawQuery, qtoks, &v)
+	pl.queryEdit = pl.query != r.URL.RawQuery
+	// thumbnail/download/raw read POST before the path: remove a form KS.
+	if pl.Class == Asset && r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		switch mt {
+		case "application/x-www-form-urlencoded":
+			b, err := readBody(r, maxBody)
+			if err != nil {
+				return err
+			}
+			pl.bodyRead = b
+			toks := splitTokens(string(b))
+			if nb := dropKSTokens(string(b), toks, &v); nb != string(b) {
+				pl.body = [][]byte{[]byte(nb)}
+			}
+		case "multipart/form-data":
+			b, err := readBody(r, maxBody)
+			if err != nil {
+				return err
+			}
+			pl.bodyRead = b
+			parts, err := parseMultipart(b, params["boundary"])
+			if err != nil {
+				return err
+			}
+			for i := range parts {
+				parts[i].isJSON = false
+			}
+			if pl.body, err = buildMultipart(parts, params["boundary"], &v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

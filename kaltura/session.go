@@ -1,0 +1,532 @@
+// Package kaltura implements the parts of the Kaltura protocol that a
+// KS-injecting proxy needs: the appToken session flow, the KS and error
+// formats, and where a KS lives in a request and how to replace it.
+//
+// It knows nothing of Caddy.
+package kaltura
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Session types (KalturaSessionType).
+const (
+	SessionUser  = 0
+	SessionAdmin = 2
+)
+
+// HashTypes lists the appToken hash types Kaltura supports.
+var HashTypes = []string{"SHA1", "SHA256", "SHA512", "MD5"}
+
+// TokenHash returns lowercase_hex(HASH(ks + token)), the tokenHash that
+// appToken.startSession expects. The default hash type is SHA1, as in Kaltura.
+func TokenHash(ks, token, hashType string) (string, error) {
+	var h hash.Hash
+	switch strings.ToUpper(hashType) {
+	case "", "SHA1":
+		h = sha1.New()
+	case "MD5":
+		h = md5.New()
+	case "SHA256":
+		h = sha256.New()
+	case "SHA512":
+		h = sha512.New()
+	default:
+		return "", fmt.Errorf("unsupported hash type %q (want one of %s)", hashType, strings.Join(HashTypes, ", "))
+	}
+	h.Write([]byte(ks))
+	h.Write([]byte(token))
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Fingerprint returns a short, stable, non-reversible identifier of a KS
+// (or any secret) that is safe to log.
+func Fingerprint(s string) string {
+	if s == "" {
+		return "-"
+	}
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
+
+// ClientConfig configures a session Client.
+type ClientConfig struct {
+	ServiceURL string // e.g. https://www.kaltura.com (no trailing /api_v3)
+	PartnerID  string
+	WidgetID   string // default _<PartnerID>
+	AppTokenID string
+	Token      string // the appToken's secret token; never logged
+	HashType   string
+	// WidgetExpiry is the lifetime requested for the widget KS. The widget
+	// KS is reused until WidgetExpiry minus WidgetMargin after it was
+	// obtained (Kaltura's API cache can hand out a widget KS that is up to
+	// 600 s old, so the margin must exceed that).
+	WidgetExpiry time.Duration
+	WidgetMargin time.Duration
+	HTTPClient   *http.Client
+	// MaxResponseBytes bounds a session response (default 1 MiB).
+	MaxResponseBytes int64
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Observe, if set, is called after every session call.
+	Observe func(action string, d time.Duration, err error)
+}
+
+// Client mints user sessions through the appToken flow. It is safe for
+// concurrent use; the widget KS is shared and fetched by one caller at a time.
+type Client struct {
+	cfg ClientConfig
+
+	mu          sync.Mutex
+	widgetKS    string
+	widgetUntil time.Time
+	widgetCall  *widgetCall
+}
+
+type widgetCall struct {
+	done chan struct{}
+	ks   string
+	err  error
+}
+
+// NewClient returns a Client; cfg is copied and defaults are filled in.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.WidgetID == "" {
+		cfg.WidgetID = "_" + cfg.PartnerID
+	}
+	if cfg.WidgetExpiry <= 0 {
+		cfg.WidgetExpiry = 24 * time.Hour
+	}
+	if cfg.WidgetMargin <= 0 {
+		cfg.WidgetMargin = 15 * time.Minute
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.ServiceURL = strings.TrimRight(cfg.ServiceURL, "/")
+	return &Client{cfg: cfg}
+}
+
+// SessionRequest is what a user session is minted for.
+type SessionRequest struct {
+	UserID     string
+	Type       int
+	Expiry     time.Duration
+	Privileges string
+}
+
+// Session is a minted user session.
+type Session struct {
+	KS         string
+	Expiry     time.Time // absolute, from KalturaSessionInfo.expiry
+	UserID     string
+	Type       int
+	Privileges string
+}
+
+// ErrorKind sorts session failures by what an operator or client can do.
+type ErrorKind int
+
+const (
+	// KindUnavailable: Kaltura could not be reached or answered garbage
+	// (network error, timeout, HTTP 5xx, malformed body). Retrying later may work.
+	KindUnavailable ErrorKind = iota + 1
+	// KindConfig: Kaltura rejected the sidecar's credentials or the appToken
+	// does not fit a per-user proxy. Retrying does not help until config changes.
+	KindConfig
+	// KindRejected: Kaltura rejected the request for another reason.
+	KindRejected
+)
+
+func (k ErrorKind) String() string {
+	switch k {
+	case KindUnavailable:
+		return "unavailable"
+	case KindConfig:
+		return "config"
+	case KindRejected:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// SessionError is returned by StartSession. Its message never contains the
+// appToken token or a whole KS.
+type SessionError struct {
+	Kind   ErrorKind
+	Action string // "startWidgetSession" or "startSession"
+	Code   string // Kaltura error code, or a local code such as USER_MISMATCH, HTTP_503, NETWORK, TIMEOUT, BAD_RESPONSE
+	Hint   string // the likely cause, for the log
+	Err    error
+}
+
+func (e *SessionError) Error() string {
+	msg := "kaltura " + e.Action + " failed: " + e.Code
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+func (e *SessionError) Unwrap() error { return e.Err }
+
+// Temporary reports whether a retry may succeed without a config change.
+func (e *SessionError) Temporary() bool { return e.Kind == KindUnavailable }
+
+// APIError is a KalturaAPIException.
+type APIError struct {
+	Code    string
+	Message string
+	Args    map[string]string
+}
+
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+// StartSession mints a user KS: startWidgetSession (shared, reused), then
+// appToken.startSession with tokenHash = HASH(widgetKS + token). It checks
+// that Kaltura honoured the requested user, type and privileges.
+func (c *Client) StartSession(ctx context.Context, req SessionRequest) (Session, error) {
+	for attempt := 0; ; attempt++ {
+		wks, err := c.widgetSession(ctx)
+		if err != nil {
+			return Session{}, err
+		}
+		s, err := c.appTokenSession(ctx, wks, req)
+		var se *SessionError
+		if attempt == 0 && errors.As(err, &se) && se.Code == "INVALID_KS" {
+			// The widget KS is no longer valid (expired, or older than it
+			// looked because of Kaltura's API cache): fetch a new one once.
+			c.dropWidget(wks)
+			continue
+		}
+		return s, err
+	}
+}
+
+func (c *Client) dropWidget(ks string) {
+	c.mu.Lock()
+	if c.widgetKS == ks {
+		c.widgetKS = ""
+	}
+	c.mu.Unlock()
+}
+
+// widgetSession returns the shared widget KS, fetching it when absent or
+// near its end. Concurrent callers share one fetch.
+func (c *Client) widgetSession(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	if c.widgetKS != "" && c.cfg.Now().Before(c.widgetUntil) {
+		ks := c.widgetKS
+		c.mu.Unlock()
+		return ks, nil
+	}
+	call := c.widgetCall
+	if call == nil {
+		call = &widgetCall{done: make(chan struct{})}
+		c.widgetCall = call
+		go c.fetchWidget(call)
+	}
+	c.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.ks, call.err
+	case <-ctx.Done():
+		return "", &SessionError{Kind: KindUnavailable, Action: "startWidgetSession", Code: "TIMEOUT", Err: ctx.Err(), Hint: "Kaltura did not answer in time"}
+	}
+}
+
+func (c *Client) fetchWidget(call *widgetCall) {
+	// The fetch is shared, so it must not die with the first caller's
+	// request; it is bounded by the HTTP client's timeout instead.
+	start := c.cfg.Now()
+	var res struct {
+		KS string `json:"ks"`
+	}
+	err := c.call(context.Background(), "session", "startWidgetSession", map[string]any{
+		"widgetId": c.cfg.WidgetID,
+		"expiry":   int64(c.cfg.WidgetExpiry / time.Second),
+		"format":   1,
+	}, "", &res)
+	if err == nil && res.KS == "" {
+		err = c.sessionError("startWidgetSession", KindUnavailable, "BAD_RESPONSE", errors.New("response has no ks"), "")
+	}
+	c.mu.Lock()
+	if err == nil {
+		c.widgetKS = res.KS
+		lifetime := c.cfg.WidgetExpiry
+		if lifetime > 24*time.Hour {
+			lifetime = 24 * time.Hour // Kaltura caps it at the partner's KS max expiry
+		}
+		margin := c.cfg.WidgetMargin
+		if margin > lifetime/2 {
+			margin = lifetime / 2
+		}
+		c.widgetUntil = start.Add(lifetime - margin)
+	}
+	call.ks, call.err = res.KS, err
+	c.widgetCall = nil
+	c.mu.Unlock()
+	close(call.done)
+}
+
+func (c *Client) appTokenSession(ctx context.Context, wks string, req SessionRequest) (Session, error) {
+	th, err := TokenHash(wks, c.cfg.Token, c.cfg.HashType)
+	if err != nil {
+		return Session{}, c.sessionError("startSession", KindConfig, "HASH_TYPE", err, "check hash_type")
+	}
+	params := map[string]any{
+		"ks":        wks,
+		"id":        c.cfg.AppTokenID,
+		"tokenHash": th,
+		"userId":    req.UserID,
+		"type":      req.Type,
+		"expiry":    int64(req.Expiry / time.Second),
+		"format":    1,
+	}
+	if req.Privileges != "" {
+		params["sessionPrivileges"] = req.Privileges
+	}
+	var info struct {
+		KS          string      `json:"ks"`
+		Expiry      json.Number `json:"expiry"`
+		UserID      any         `json:"userId"`
+		SessionType json.Number `json:"sessionType"`
+		Privileges  string      `json:"privileges"`
+	}
+	if err := c.call(ctx, "appToken", "startSession", params, wks, &info); err != nil {
+		return Session{}, err
+	}
+	if info.KS == "" {
+		return Session{}, c.sessionError("startSession", KindUnavailable, "BAD_RESPONSE", errors.New("response has no ks"), "")
+	}
+	exp, err := info.Expiry.Int64()
+	if err != nil || exp <= 0 {
+		return Session{}, c.sessionError("startSession", KindUnavailable, "BAD_RESPONSE", errors.New("response has no valid absolute expiry"), "")
+	}
+	s := Session{KS: info.KS, Expiry: time.Unix(exp, 0), UserID: looseString(info.UserID), Privileges: info.Privileges, Type: req.Type}
+	if s.UserID != req.UserID {
+		return Session{}, c.sessionError("startSession", KindConfig, "USER_MISMATCH",
+			fmt.Errorf("asked for a session of user %q, Kaltura returned one of user %q", req.UserID, s.UserID),
+			"the app token has a fixed sessionUserId; use an app token without sessionUserId, or every user would share one KS")
+	}
+	if info.SessionType != "" {
+		if t, err := info.SessionType.Int64(); err == nil && int(t) != req.Type {
+			return Session{}, c.sessionError("startSession", KindConfig, "TYPE_MISMATCH",
+				fmt.Errorf("asked for session type %d, Kaltura returned %d", req.Type, t),
+				"the app token has a fixed sessionType; set session_type to match it")
+		}
+	}
+	if missing := missingPrivileges(req.Privileges, info.Privileges); missing != "" {
+		return Session{}, c.sessionError("startSession", KindConfig, "PRIVILEGES_DROPPED",
+			fmt.Errorf("Kaltura did not grant the requested privilege %q", missing),
+			"a requested privilege is honoured only if it is not reserved, or if the app token holds it with value *")
+	}
+	return s, nil
+}
+
+// missingPrivileges returns the first requested name:value that is not in got.
+func missingPrivileges(requested, got string) string {
+	if requested == "" {
+		return ""
+	}
+	have := map[string]bool{}
+	for _, p := range strings.Split(got, ",") {
+		have[strings.TrimSpace(p)] = true
+	}
+	for _, p := range strings.Split(requested, ",") {
+		p = strings.TrimSpace(p)
+		if p != "" && !have[p] {
+			return p
+		}
+	}
+	return ""
+}
+
+func looseString(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case json.Number:
+		return t.String()
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+var hints = map[string]string{
+	"INVALID_APP_TOKEN_HASH":     "check hash_type: it must match the app token's hashType (Kaltura's default is SHA1), and check app_token",
+	"APP_TOKEN_ID_NOT_FOUND":     "check app_token_id and partner_id: the app token does not exist, was deleted, or belongs to another partner",
+	"APP_TOKEN_NOT_ACTIVE":       "the app token is disabled: enable it or configure another",
+	"APP_TOKEN_EXPIRED":          "the app token has expired: create a new one",
+	"INVALID_WIDGET_ID":          "check widget_id (default _<partner_id>)",
+	"START_WIDGET_SESSION_ERROR": "check widget_id and partner_id",
+	"INVALID_ENUM_VALUE":         "check session_type",
+	"MISSING_KS":                 "the widget session was not accepted",
+	"SERVICE_FORBIDDEN":          "the widget session may not call appToken.startSession for this partner",
+}
+
+var configCodes = map[string]bool{
+	"INVALID_APP_TOKEN_HASH": true, "APP_TOKEN_ID_NOT_FOUND": true, "APP_TOKEN_NOT_ACTIVE": true,
+	"APP_TOKEN_EXPIRED": true, "INVALID_WIDGET_ID": true, "START_WIDGET_SESSION_ERROR": true,
+	"INVALID_ENUM_VALUE": true, "SERVICE_FORBIDDEN": true, "MISSING_KS": true,
+}
+
+func (c *Client) sessionError(action string, kind ErrorKind, code string, err error, hint string) *SessionError {
+	return &SessionError{Kind: kind, Action: action, Code: code, Err: err, Hint: hint}
+}
+
+// call POSTs a JSON request to /api_v3/service/<svc>/action/<act> and decodes
+// the result into out. sentKS is redacted from any error Kaltura echoes.
+func (c *Client) call(ctx context.Context, service, action string, params map[string]any, sentKS string, out any) (err error) {
+	start := time.Now()
+	if c.cfg.Observe != nil {
+		defer func() { c.cfg.Observe(action, time.Since(start), err) }()
+	}
+	body, err := json.Marshal(params)
+	if err != nil {
+		return c.sessionError(action, KindUnavailable, "ENCODE", err, "")
+	}
+	u := c.cfg.ServiceURL + "/api_v3/service/" + service + "/action/" + action
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return c.sessionError(action, KindConfig, "SERVICE_URL", err, "check service_url")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		code, hint := "NETWORK", "Kaltura could not be reached: check service_url and connectivity"
+		var ne interface{ Timeout() bool }
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			code, hint = "TIMEOUT", "Kaltura did not answer in time"
+		}
+		return c.sessionError(action, KindUnavailable, code, redactErr(err, sentKS), hint)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
+	if err != nil {
+		return c.sessionError(action, KindUnavailable, "NETWORK", redactErr(err, sentKS), "the connection to Kaltura broke")
+	}
+	if resp.StatusCode != http.StatusOK {
+		kind := KindUnavailable
+		if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+			kind = KindRejected
+		}
+		return c.sessionError(action, kind, "HTTP_"+strconv.Itoa(resp.StatusCode), fmt.Errorf("unexpected HTTP status %d", resp.StatusCode), "")
+	}
+	if int64(len(data)) > c.cfg.MaxResponseBytes {
+		return c.sessionError(action, KindUnavailable, "BAD_RESPONSE", errors.New("response too large"), "")
+	}
+	if apiErr := ParseAPIError(data); apiErr != nil {
+		redactAPIError(apiErr, sentKS)
+		kind := KindRejected
+		if configCodes[apiErr.Code] {
+			kind = KindConfig
+		}
+		return c.sessionError(action, kind, apiErr.Code, apiErr, hints[apiErr.Code])
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return c.sessionError(action, KindUnavailable, "BAD_RESPONSE", errors.New("response is not the expected JSON"), "")
+	}
+	return nil
+}
+
+func redactErr(err error, ks string) error {
+	if ks == "" || !strings.Contains(err.Error(), ks) {
+		return err
+	}
+	return errors.New(Redact(err.Error(), ks))
+}
+
+// Redact replaces every occurrence of ks in s (in either base64 alphabet)
+// with a fingerprint.
+func Redact(s, ks string) string {
+	if ks == "" {
+		return s
+	}
+	r := "[KS " + Fingerprint(ks) + "]"
+	s = strings.ReplaceAll(s, ks, r)
+	if alt := URLSafeKS(ks); alt != ks {
+		s = strings.ReplaceAll(s, alt, r)
+	}
+	return s
+}
+
+func redactAPIError(e *APIError, ks string) {
+	e.Message = Redact(e.Message, ks)
+	for k, v := range e.Args {
+		e.Args[k] = Redact(v, ks)
+	}
+}
+
+// ParseAPIError returns the KalturaAPIException in a JSON body, or nil when
+// the body is not one. It accepts args as [] or {} and the {"error":{…}}
+// wrapper the player also understands.
+func ParseAPIError(body []byte) *APIError {
+	var e struct {
+		Code       json.RawMessage `json:"code"`
+		Message    string          `json:"message"`
+		ObjectType string          `json:"objectType"`
+		Args       json.RawMessage `json:"args"`
+		Error      json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return nil
+	}
+	if e.ObjectType != "KalturaAPIException" {
+		if len(e.Error) > 0 {
+			return ParseAPIError(e.Error)
+		}
+		return nil
+	}
+	out := &APIError{Message: e.Message, Args: map[string]string{}}
+	var code any
+	_ = json.Unmarshal(e.Code, &code)
+	out.Code = looseString(code)
+	var args map[string]any
+	if json.Unmarshal(e.Args, &args) == nil {
+		for k, v := range args {
+			out.Args[k] = looseString(v)
+		}
+	}
+	return out
+}
+
+// URLSafeKS converts a KS to the URL-safe base64 alphabet, which Kaltura
+// accepts everywhere; a v1 KS may contain '+' and '/'.
+func URLSafeKS(ks string) string {
+	if !strings.ContainsAny(ks, "+/") {
+		return ks
+	}
+	return strings.NewReplacer("+", "-", "/", "_").Replace(ks)
+}
