@@ -1,0 +1,249 @@
+package kaltura
+
+import (
+	"bytes"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+const uks = "djJ8MTIzfUSER+KS/x=="
+
+func apply(t *testing.T, method, target, ctype, body string, hdr map[string]string) (*Plan, *http.Request, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r := httptest.NewRequest(method, target, rd)
+	if ctype != "" {
+		r.Header.Set("Content-Type", ctype)
+	}
+	for k, v := range hdr {
+		r.Header.Set(k, v)
+	}
+	pl, err := Prepare(r, 1<<20)
+	if err != nil {
+		t.Fatalf("Prepare(%s %s): %v", method, target, err)
+	}
+	if pl.Disposition == Inject {
+		pl.Apply(r, uks)
+	}
+	var b []byte
+	if r.Body != nil {
+		b, _ = io.ReadAll(r.Body)
+	}
+	if r.ContentLength >= 0 && r.Body != nil && int64(len(b)) != r.ContentLength && body != "" {
+		t.Fatalf("ContentLength %d, body %d bytes", r.ContentLength, len(b))
+	}
+	return pl, r, string(b)
+}
+
+func TestPlanAPI(t *testing.T) {
+	q := "ks=" + "djJ8MTIzfUSER%2BKS%2Fx%3D%3D"
+	tests := []struct {
+		name, method, target, ctype, body string
+		wantURI, wantBody                 string
+		disp                              Disposition
+		service, action                   string
+	}{
+		{name: "path form, JSON body ks replaced", method: "POST", target: "/api_v3/service/baseentry/action/get",
+			ctype: "application/json", body: `{"entryId":"0_abc","version":-1,"format":1,"ks":"CLIENTKS","n":1.000000000000000001}`,
+			wantURI:  "/api_v3/service/baseentry/action/get?" + q,
+			wantBody: `{"entryId":"0_abc","version":-1,"format":1,"ks":"` + uks + `","n":1.000000000000000001}`,
+			disp:     Inject, service: "baseentry", action: "get"},
+		{name: "path ks pair removed, referrer untouched", method: "GET",
+			target:  "/api_v3/index.php/service/media/action/list/ks/CLIENT/format/1?referrer=aHR0cHM6Ly9leGFtcGxlLm9yZy8/eD0x+y&ks=Q",
+			wantURI: "/api_v3/index.php/service/media/action/list/format/1?referrer=aHR0cHM6Ly9leGFtcGxlLm9yZy8/eD0x+y&" + q,
+			disp:    Inject, service: "media", action: "list"},
+		{name: "query form", method: "GET", target: "/api_v3/index.php?service=stats&action=collect&ks=C&1:ks=D&x=%2B",
+			wantURI: "/api_v3/index.php?service=stats&action=collect&x=%2B&" + q, disp: Inject, service: "stats", action: "collect"},
+		{name: "form body", method: "POST", target: "/api_v3/index.php", ctype: "application/x-www-form-urlencoded",
+			body: "service=media&action=list&ks=CLIENT&filter%3AnameLike=a+b", wantURI: "/api_v3/index.php?" + q,
+			wantBody: "service=media&action=list&filter%3AnameLike=a+b", disp: Inject, service: "media", action: "list"},
+		{name: "JSON with charset: body ignored by Kaltura, still cleaned", method: "POST", target: "/api_v3/service/media/action/list",
+			ctype: "application/json; charset=utf-8", body: `{"ks":"X"}`, wantURI: "/api_v3/service/media/action/list?" + q,
+			wantBody: `{"ks":"` + uks + `"}`, disp: Inject, service: "media", action: "list"},
+		{name: "multirequest: every per-request ks, refs and empty replaced", method: "POST", target: "/api_v3/service/multirequest",
+			ctype: "application/json",
+			body:  `{"1":{"service":"session","action":"startWidgetSession","widgetId":"_1"},"2":{"service":"baseEntry","action":"list","ks":"{1:result:ks}","filter":{"ks":"keep"}},"3":{"service":"x","action":"y","ks":"","entryId":"{2:result:objects:0:id}"},"4":{"service":"x","action":"y","ks":null},"format":1,"ks":"","5:ks":"Z"}`,
+			wantURI: "/api_v3/service/multirequest?" + q,
+			wantBody: `{"1":{"service":"session","action":"startWidgetSession","widgetId":"_1"},"2":{"service":"baseEntry","action":"list","ks":"` + uks +
+				`","filter":{"ks":"keep"}},"3":{"service":"x","action":"y","ks":"` + uks + `","entryId":"{2:result:objects:0:id}"},"4":{"service":"x","action":"y","ks":"` + uks +
+				`"},"format":1,"ks":"` + uks + `","5:ks":"` + uks + `"}`,
+			disp: Inject, service: "multirequest"},
+		{name: "multirequest keeps an appToken.startSession sub's own ks", method: "POST", target: "/api_v3/service/multirequest",
+			ctype: "application/json", body: `{"0":{"service":"appToken","action":"startSession","ks":"W"},"1":{"service":"a","action":"b","ks":"{1:result:ks}"}}`,
+			wantURI:  "/api_v3/service/multirequest?" + q,
+			wantBody: `{"0":{"service":"appToken","action":"startSession","ks":"W"},"1":{"service":"a","action":"b","ks":"` + uks + `"}}`,
+			disp:     Inject, service: "multirequest"},
+		{name: "appToken.startSession is forwarded untouched", method: "POST", target: "/api_v3/service/apptoken/action/startSession",
+			ctype: "application/json", body: `{"ks":"W","id":"0_x"}`, wantURI: "/api_v3/service/apptoken/action/startSession",
+			wantBody: `{"ks":"W","id":"0_x"}`, disp: Forward, service: "apptoken", action: "startsession"},
+		{name: "session.end is answered locally", method: "POST", target: "/api_v3/index.php?service=session&action=end",
+			wantURI: "/api_v3/index.php?service=session&action=end", disp: EndSession, service: "session", action: "end"},
+		{name: "playManifest: path KS before a.ext, query and header KS dropped", method: "GET",
+			target:  "/p/123/sp/12300/playManifest/entryId/1_x/ks/CLIENT/protocol/https/format/applehttp/a.m3u8?playSessionId=a:b&ks=Q&referrer=aGk+/x=",
+			wantURI: "/p/123/sp/12300/playManifest/entryId/1_x/protocol/https/format/applehttp/ks/djJ8MTIzfUSER-KS_x==/a.m3u8?playSessionId=a:b&referrer=aGk+/x=",
+			disp:    Inject},
+		{name: "playManifest without file name", method: "GET", target: "/p/123/playManifest/entryId/1_x/format/url",
+			wantURI: "/p/123/playManifest/entryId/1_x/format/url/ks/djJ8MTIzfUSER-KS_x==", disp: Inject},
+		{name: "playManifest with kt passes through", method: "GET", target: "/p/123/playManifest/entryId/1_x/kt/abc/a.m3u8?ks=C",
+			wantURI: "/p/123/playManifest/entryId/1_x/kt/abc/a.m3u8?ks=C", disp: Forward},
+		{name: "thumbnail", method: "GET", target: "/p/123/thumbnail/entry_id/1_x/width/100?ks=C",
+			wantURI: "/p/123/thumbnail/entry_id/1_x/width/100/ks/djJ8MTIzfUSER-KS_x==", disp: Inject},
+		{name: "serveFlavor passes through", method: "GET", target: "/p/123/sp/12300/serveFlavor/entryId/1_x/ks/C/seg-1.ts",
+			wantURI: "/p/123/sp/12300/serveFlavor/entryId/1_x/ks/C/seg-1.ts", disp: Forward},
+		{name: "OPTIONS passes through", method: "OPTIONS", target: "/api_v3/service/multirequest?ks=C",
+			wantURI: "/api_v3/service/multirequest?ks=C", disp: Forward},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pl, r, body := apply(t, tc.method, tc.target, tc.ctype, tc.body, map[string]string{"X-Kaltura-Ks": "HDR"})
+			if pl.Disposition != tc.disp {
+				t.Fatalf("disposition %d, want %d", pl.Disposition, tc.disp)
+			}
+			if r.RequestURI != tc.wantURI || r.URL.RequestURI() != tc.wantURI {
+				t.Errorf("URI\n got %s\n     %s\nwant %s", r.RequestURI, r.URL.RequestURI(), tc.wantURI)
+			}
+			if tc.body != "" && body != tc.wantBody {
+				t.Errorf("body\n got %s\nwant %s", body, tc.wantBody)
+			}
+			if tc.service != "" && (pl.Service != tc.service || pl.Action != tc.action) {
+				t.Errorf("service/action %q/%q, want %q/%q", pl.Service, pl.Action, tc.service, tc.action)
+			}
+			if tc.disp == Inject && r.Header.Get("X-Kaltura-Ks") != "" {
+				t.Errorf("X-Kaltura-Ks survived")
+			}
+			if r.Header.Get("Content-Type") != tc.ctype {
+				t.Errorf("Content-Type changed to %q", r.Header.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+func TestPlanMultipart(t *testing.T) {
+	build := func(fields [][2]string, file bool) (string, string) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		mw.SetBoundary("---------------------------1234567890")
+		for _, f := range fields {
+			mw.WriteField(f[0], f[1])
+		}
+		if file {
+			w, _ := mw.CreateFormFile("fileData", "chunk")
+			w.Write(bytes.Repeat([]byte("x"), 1000))
+		}
+		mw.Close()
+		return mw.FormDataContentType(), "\r\n" + b.String()
+	}
+	t.Run("single upload streams untouched", func(t *testing.T) {
+		ct, body := build([][2]string{{"json", `{"resume":false,"ks":"CLIENT","uploadTokenId":"1_u","format":1}`}}, true)
+		r := httptest.NewRequest("POST", "/api_v3/service/uploadtoken/action/upload", strings.NewReader(body))
+		r.Header.Set("Content-Type", ct)
+		orig := r.Body
+		pl, err := Prepare(r, 10) // far below the body size: it must not be read
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl.Apply(r, uks)
+		if r.Body != orig {
+			t.Fatal("upload body was replaced")
+		}
+		if !strings.Contains(r.URL.RawQuery, "ks=djJ8") {
+			t.Fatal("no query ks")
+		}
+	})
+	t.Run("multirequest json part rewritten, boundary kept", func(t *testing.T) {
+		ct, body := build([][2]string{{"1:ks", "C1"}, {"json", `{"1":{"service":"a","action":"b","ks":"C"},"ks":"T"}`}}, true)
+		_, r, out := apply(t, "POST", "/api_v3/service/multirequest", ct, body, nil)
+		if strings.Contains(out, `"C"`) || strings.Contains(out, "C1") || strings.Contains(out, `"T"`) {
+			t.Fatalf("client KS survived: %s", out)
+		}
+		if strings.Count(out, uks) != 2 {
+			t.Fatalf("want 2 injected KS: %s", out)
+		}
+		mr := multipart.NewReader(strings.NewReader(out), "---------------------------1234567890")
+		n := 0
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			n++
+			if p.FormName() == "fileData" {
+				d, _ := io.ReadAll(p)
+				if len(d) != 1000 {
+					t.Fatalf("file part %d bytes", len(d))
+				}
+			}
+		}
+		if n != 2 {
+			t.Fatalf("%d parts", n)
+		}
+		if r.Header.Get("Content-Type") != ct {
+			t.Fatal("content type changed")
+		}
+	})
+}
+
+func TestPlanRefusals(t *testing.T) {
+	for _, tc := range []struct{ name, target, ctype, body, code string }{
+		{"invalid JSON", "/api_v3/service/media/action/list", "application/json", `{"ks":"C"`, "BAD_REQUEST"},
+		{"JSON array", "/api_v3/service/media/action/list", "application/json", `["ks"]`, "BAD_REQUEST"},
+		{"too large", "/api_v3/service/media/action/list", "application/json", `{"ks":"` + strings.Repeat("a", 2000) + `"}`, "BODY_TOO_LARGE"},
+		{"session.end in a multirequest", "/api_v3/service/multirequest", "application/json", `{"1":{"service":"session","action":"end"}}`, "UNSUPPORTED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", tc.target, strings.NewReader(tc.body))
+			r.Header.Set("Content-Type", tc.ctype)
+			_, err := Prepare(r, 1000)
+			re, ok := err.(*RequestError)
+			if !ok || re.Code != tc.code {
+				t.Fatalf("err %v, want code %s", err, tc.code)
+			}
+		})
+	}
+}
+
+func TestTokenHashVectors(t *testing.T) {
+	for _, v := range []struct{ ks, token, typ, want string }{
+		{"djJ8MTIzNDU2N3xEXAMPLE==", "a1b2c3d4e5f60718293a4b5c6d7e8f90", "SHA1", "3268c15123bf7d8c78f3f05cb2b123e478576a58"},
+		{"djJ8MTIzNDU2N3xEXAMPLE==", "a1b2c3d4e5f60718293a4b5c6d7e8f90", "MD5", "51b2f02b2f5c79a5db983c3118100441"},
+		{"djJ8MTIzNDU2N3xEXAMPLE==", "a1b2c3d4e5f60718293a4b5c6d7e8f90", "SHA256", "33677c04579b0083bbd191597be358f3530e93e80b18183e3656794e783fe958"},
+		{"djJ8MTIzfFdJREdFVA==", "0123456789abcdef0123456789abcdef", "SHA512", "47d9b731abeb77a917e544b0cbcba832fe1ce0285c46be21ebe7e5b8eac1a5cc9f2453f12bcd34b9484a5dd2b4f7112d4698b574e5f49225f9d44dea77963212"},
+		{"djJ8MTIzfFdJREdFVA==", "0123456789abcdef0123456789abcdef", "", "cf4b50773e80aa7e846d93a6568d6c89a509817d"},
+	} {
+		got, err := TokenHash(v.ks, v.token, v.typ)
+		if err != nil || got != v.want {
+			t.Errorf("TokenHash(%s) = %s, %v; want %s", v.typ, got, err, v.want)
+		}
+	}
+	if _, err := TokenHash("a", "b", "CRC32"); err == nil {
+		t.Error("CRC32 accepted")
+	}
+}
+
+func TestAPIErrorBody(t *testing.T) {
+	j := string(APIErrorBody("1", "", 0, "KS_PROXY_NO_USER", "a/b"))
+	if j != `{"code":"KS_PROXY_NO_USER","message":"a\/b","objectType":"KalturaAPIException","args":[]}` {
+		t.Fatal(j)
+	}
+	if e := ParseAPIError([]byte(j)); e == nil || e.Code != "KS_PROXY_NO_USER" || e.Message != "a/b" {
+		t.Fatalf("%+v", e)
+	}
+	m := string(APIErrorBody("1", "", 3, "X", "m"))
+	if strings.Count(m, "KalturaAPIException") != 3 || m[0] != '[' {
+		t.Fatal(m)
+	}
+	x := string(APIErrorBody("", "", 0, "X", "a<b"))
+	if !strings.Contains(x, "<error><code>X</code><message>a&lt;b</message>") {
+		t.Fatal(x)
+	}
+	if p := string(APIErrorBody("9", "cb1", 0, "X", "m")); !strings.HasPrefix(p, "cb1({") {
+		t.Fatal(p)
+	}
+}
