@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -273,6 +274,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		HashType:   h.HashType,
 		HTTPClient: &http.Client{Timeout: time.Duration(h.SessionTimeout), Transport: transport},
 		Observe:    h.metrics.observeSessionCall,
+		Now:        now,
 	})
 
 	// The cache outlives reloads that keep the same credentials, service URL
@@ -306,8 +308,15 @@ func (h *Handler) Cleanup() error {
 // sessionPool keeps KS caches across config reloads.
 var sessionPool = caddy.NewUsagePool()
 
-// now is the cache clock; tests replace it.
-var now = time.Now
+// clock, when set (tests only), replaces time.Now for KS expiry decisions.
+var clock atomic.Pointer[func() time.Time]
+
+func now() time.Time {
+	if f := clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
 
 type sharedState struct{ cache *cache.Cache }
 

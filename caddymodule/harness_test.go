@@ -1,0 +1,215 @@
+package caddymodule
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
+)
+
+// testToken is the appToken secret the tests configure. It must never show
+// up in a log line or a response; TestMain searches for it.
+const (
+	testToken   = "5f1e0a9c3b7d4e2f8a6c1b0d9e7f3a25"
+	testTokenID = "0_tokalice"
+	testPID     = 123
+)
+
+var (
+	tmpDir     string
+	caddyLog   string // Caddy's own log (DEBUG), ours included
+	accessLog  string // the site's access log at default settings
+	seenMu     sync.Mutex
+	seenBodies bytes.Buffer // every response the tests received
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	tmpDir, err = os.MkdirTemp("", "kaltura-ks-test-")
+	if err != nil {
+		panic(err)
+	}
+	// caddytest (and Caddy) write under $HOME and XDG dirs.
+	os.Setenv("HOME", tmpDir)
+	os.Setenv("XDG_DATA_HOME", filepath.Join(tmpDir, "data"))
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(tmpDir, "config"))
+	os.Setenv("TEST_KALTURA_APP_TOKEN", testToken)
+	caddyLog = filepath.Join(tmpDir, "caddy.log")
+	accessLog = filepath.Join(tmpDir, "access.log")
+	code := m.Run()
+	if code == 0 && !testing.Short() {
+		// The appToken token must appear in no log line and no response.
+		for name, path := range map[string]string{"caddy log": caddyLog, "access log": accessLog} {
+			b, _ := os.ReadFile(path)
+			if bytes.Contains(b, []byte(testToken)) {
+				fmt.Fprintf(os.Stderr, "FAIL: the appToken token appears in the %s (%s)\n", name, path)
+				code = 1
+			}
+		}
+		if bytes.Contains(seenBodies.Bytes(), []byte(testToken)) {
+			fmt.Fprintln(os.Stderr, "FAIL: the appToken token appears in a response")
+			code = 1
+		}
+	}
+	if code == 0 {
+		os.RemoveAll(tmpDir)
+	}
+	os.Exit(code)
+}
+
+// env is one emulator and a Caddy config in front of it.
+type env struct {
+	t   *testing.T
+	emu *kalturatest.Emulator
+	srv *httptest.Server
+	tc  *caddytest.Tester
+}
+
+func newEmulator(t *testing.T, mod func(*kalturatest.Config)) (*kalturatest.Emulator, *httptest.Server) {
+	t.Helper()
+	cfg := kalturatest.Config{
+		PartnerID: testPID,
+		AppTokens: []kalturatest.AppToken{{ID: testTokenID, Token: testToken, HashType: "SHA256", SessionPrivileges: "sview:*"}},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	emu := kalturatest.New(cfg)
+	srv := httptest.NewServer(emu)
+	t.Cleanup(srv.Close)
+	return emu, srv
+}
+
+// newEnv starts an emulator and loads a Caddy config with kaltura_ks in front
+// of it. extra is added to the kaltura_ks block.
+func newEnv(t *testing.T, mod func(*kalturatest.Config), extra string) *env {
+	t.Helper()
+	emu, srv := newEmulator(t, mod)
+	e := &env{t: t, emu: emu, srv: srv, tc: caddytest.NewTester(t)}
+	e.tc.Client.Timeout = 30 * time.Second
+	e.load(extra)
+	return e
+}
+
+func (e *env) handlerBlock(extra string) string {
+	return fmt.Sprintf(`kaltura_ks {
+		service_url  %s
+		partner_id   %d
+		app_token_id %s
+		app_token    {env.TEST_KALTURA_APP_TOKEN}
+		hash_type    SHA256
+		user_id      {http.request.header.X-User-Id}
+		%s
+	}`, e.srv.URL, testPID, testTokenID, extra)
+}
+
+func (e *env) load(extra string) {
+	e.t.Helper()
+	e.loadSite(e.handlerBlock(extra) + "\n\treverse_proxy " + e.srv.URL)
+}
+
+// loadSite loads a config whose site block holds body.
+func (e *env) loadSite(body string) {
+	e.t.Helper()
+	e.tc.InitServer(globalOptions()+`
+http://localhost:9080 {
+	log {
+		output file `+accessLog+`
+	}
+	`+body+`
+}
+`, "caddyfile")
+	if e.t.Failed() {
+		e.t.FailNow()
+	}
+}
+
+func globalOptions() string {
+	return `{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	log {
+		output file ` + caddyLog + `
+		level DEBUG
+		format json
+	}
+}
+`
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// users is the emulator's account of whose KS took effect for each executed
+// (sub-)request: "-" none, "!" invalid.
+func (r response) users() string { return r.header.Get("X-Emulator-Ks-Users") }
+
+// send sends a request through the sidecar as user (no X-User-Id if "").
+func (e *env) send(method, target, ctype, body, user string, hdr ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://localhost:9080"+target, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if user != "" {
+		req.Header.Set("X-User-Id", user)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return e.do(req)
+}
+
+func (e *env) do(req *http.Request) response {
+	e.t.Helper()
+	resp, err := e.tc.Client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	seenMu.Lock()
+	seenBodies.Write(b)
+	for k, vs := range resp.Header {
+		seenBodies.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
+	}
+	seenMu.Unlock()
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// forwarded drops the sidecar's own session calls from the emulator's records,
+// leaving what clients' requests caused.
+func forwarded(recs []kalturatest.Record) []kalturatest.Record {
+	out := recs[:0:0]
+	for _, r := range recs {
+		if r.Index == 0 && ((r.Service == "session" && r.Action == "startwidgetsession") || (r.Service == "apptoken" && r.Action == "startsession")) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
