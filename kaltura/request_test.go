@@ -68,8 +68,8 @@ func TestPlanAPI(t *testing.T) {
 			ctype: "application/json; charset=utf-8", body: `{"ks":"X"}`, wantURI: "/api_v3/service/media/action/list?" + q,
 			wantBody: `{"ks":"` + uks + `"}`, disp: Inject, service: "media", action: "list"},
 		{name: "multirequest: every per-request ks, refs and empty replaced", method: "POST", target: "/api_v3/service/multirequest",
-			ctype: "application/json",
-			body:  `{"1":{"service":"session","action":"startWidgetSession","widgetId":"_1"},"2":{"service":"baseEntry","action":"list","ks":"{1:result:ks}","filter":{"ks":"keep"}},"3":{"service":"x","action":"y","ks":"","entryId":"{2:result:objects:0:id}"},"4":{"service":"x","action":"y","ks":null},"format":1,"ks":"","5:ks":"Z"}`,
+			ctype:   "application/json",
+			body:    `{"1":{"service":"session","action":"startWidgetSession","widgetId":"_1"},"2":{"service":"baseEntry","action":"list","ks":"{1:result:ks}","filter":{"ks":"keep"}},"3":{"service":"x","action":"y","ks":"","entryId":"{2:result:objects:0:id}"},"4":{"service":"x","action":"y","ks":null},"format":1,"ks":"","5:ks":"Z"}`,
 			wantURI: "/api_v3/service/multirequest?" + q,
 			wantBody: `{"1":{"service":"session","action":"startWidgetSession","widgetId":"_1"},"2":{"service":"baseEntry","action":"list","ks":"` + uks +
 				`","filter":{"ks":"keep"}},"3":{"service":"x","action":"y","ks":"` + uks + `","entryId":"{2:result:objects:0:id}"},"4":{"service":"x","action":"y","ks":"` + uks +
