@@ -163,6 +163,12 @@ func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context
 	c.mu.Lock()
 	cl, shared := c.inflight[key]
 	if !shared {
+		// A mint stores its entry before it leaves inflight, so look again
+		// under the lock: it may have finished since the first look.
+		if e, ok := c.Get(key); ok {
+			c.mu.Unlock()
+			return e, Hit, nil
+		}
 		cl = &call{done: make(chan struct{})}
 		c.inflight[key] = cl
 		go c.run(key, cl, mint)
