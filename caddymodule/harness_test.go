@@ -96,22 +96,31 @@ func newEmulator(t *testing.T, mod func(*kalturatest.Config)) (*kalturatest.Emul
 func newEnv(t *testing.T, mod func(*kalturatest.Config), extra string) *env {
 	t.Helper()
 	emu, srv := newEmulator(t, mod)
-	e := &env{t: t, emu: emu, srv: srv, tc: caddytest.NewTester(t)}
-	e.tc.Client.Timeout = 30 * time.Second
+	e := &env{t: t, emu: emu, srv: srv, tc: newTester(t)}
 	e.load(extra)
 	return e
 }
 
+func newTester(t *testing.T) *caddytest.Tester {
+	tc := caddytest.NewTester(t)
+	tc.Client.Timeout = 30 * time.Second
+	return tc
+}
+
 func (e *env) handlerBlock(extra string) string {
+	user := "user_id      {http.request.header.X-User-Id}"
+	if strings.Contains(extra, "user_id") {
+		user = ""
+	}
 	return fmt.Sprintf(`kaltura_ks {
 		service_url  %s
 		partner_id   %d
 		app_token_id %s
 		app_token    {env.TEST_KALTURA_APP_TOKEN}
 		hash_type    SHA256
-		user_id      {http.request.header.X-User-Id}
 		%s
-	}`, e.srv.URL, testPID, testTokenID, extra)
+		%s
+	}`, e.srv.URL, testPID, testTokenID, user, extra)
 }
 
 func (e *env) load(extra string) {

@@ -406,8 +406,17 @@ type seg struct {
 	name string // decoded key for a key segment
 }
 
-func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) error {
+func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error) {
 	var v view
+	jsonClient := false
+	// The answer's format, also for a request refused half way: Kaltura's
+	// merged format, or JSON for a client that sent a JSON body.
+	defer func() {
+		pl.Format, pl.Callback = v.format.v, v.callback.v
+		if pl.Format == "" && jsonClient {
+			pl.Format = "1"
+		}
+	}()
 	// Path key/value pairs.
 	pre := apiPrefixLen(ep)
 	var segs []string
@@ -442,6 +451,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) error {
 	if hasBody {
 		switch {
 		case mt == "application/json":
+			jsonClient = true
 			b, err := readBody(r, maxBody)
 			if err != nil {
 				return err
@@ -494,11 +504,6 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) error {
 	pl.Service = strings.ToLower(v.service.v)
 	pl.Action = strings.ToLower(v.action.v)
 	pl.Multirequest = v.service.v == "multirequest"
-	pl.Format = v.format.v
-	pl.Callback = v.callback.v
-	if pl.Format == "" && jsonDoc != nil {
-		pl.Format = "1" // answer a JSON client in JSON if its body was unreadable
-	}
 	if pl.Multirequest {
 		pl.SubRequests = v.executed()
 		for _, s := range v.subs {
