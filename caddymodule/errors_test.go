@@ -110,7 +110,7 @@ func TestRequestErrors(t *testing.T) {
 	})
 	t.Run("unparseable JSON body is refused, not forwarded", func(t *testing.T) {
 		e.t = t
-		e.emu.Reset()
+		e.reset()
 		r := e.send("POST", "/api_v3/service/baseentry/action/get", "application/json", `{"entryId":"1_abc","ks":"CLIENT"`, "alice")
 		assertAPIError(t, r, "json", "KS_PROXY_BAD_REQUEST", 0)
 		if len(e.emu.Records()) != 0 {
@@ -222,7 +222,7 @@ func TestKalturaUnreachable(t *testing.T) {
 
 func TestPrivilegesPerRequest(t *testing.T) {
 	e := newEnv(t, nil, "privileges sview:{http.request.uri.query.entryId}")
-	e.emu.Reset()
+	e.reset()
 	r := e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId=1_abc", "", "", "alice")
 	recs := forwarded(e.emu.Records())
 	if r.users() != "alice" || len(recs) != 1 {
@@ -233,7 +233,7 @@ func TestPrivilegesPerRequest(t *testing.T) {
 		t.Fatalf("privileges %q", s.Privileges)
 	}
 	// Another entry gets another KS.
-	e.emu.Reset()
+	e.reset()
 	e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId=1_def", "", "", "alice")
 	recs2 := forwarded(e.emu.Records())
 	if len(recs2) != 1 || recs2[0].KS == recs[0].KS {

@@ -60,7 +60,7 @@ func TestWireReplay(t *testing.T) {
 	for i, w := range wireRequests(t) {
 		t.Run(fmt.Sprintf("%02d-%s-%s", i, w.Scenario, w.Method), func(t *testing.T) {
 			e.t = t
-			e.emu.Reset()
+			e.reset()
 			req, err := http.NewRequest(w.Method, "http://localhost:9080"+w.URL, strings.NewReader(w.Body))
 			if err != nil {
 				t.Fatal(err)
@@ -223,7 +223,7 @@ func TestKSReusedUntilShortlyBeforeExpiry(t *testing.T) {
 	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\texpiry_margin 5m")
 	used := func() string {
 		t.Helper()
-		e.emu.Reset()
+		e.reset()
 		r := e.send("POST", "/api_v3/service/baseentry/action/get", "application/json", `{"entryId":"1_abc","format":1}`, "alice")
 		recs := forwarded(e.emu.Records())
 		if r.users() != "alice" || len(recs) != 1 {

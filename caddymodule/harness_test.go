@@ -32,6 +32,9 @@ var (
 	accessLog  string // the site's access log at default settings
 	seenMu     sync.Mutex
 	seenBodies bytes.Buffer // every response the tests received
+
+	injectedMu sync.Mutex
+	injectedKS = map[string]bool{}
 )
 
 func TestMain(m *testing.M) {
@@ -87,7 +90,10 @@ func newEmulator(t *testing.T, mod func(*kalturatest.Config)) (*kalturatest.Emul
 	}
 	emu := kalturatest.New(cfg)
 	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		harvest(emu)
+	})
 	return emu, srv
 }
 
@@ -109,7 +115,7 @@ func newTester(t *testing.T) *caddytest.Tester {
 
 func (e *env) handlerBlock(extra string) string {
 	user := "user_id      {http.request.header.X-User-Id}"
-	if strings.Contains(extra, "user_id") {
+	if strings.HasPrefix(extra, "user_id ") || strings.Contains(extra, "\tuser_id ") {
 		user = ""
 	}
 	return fmt.Sprintf(`kaltura_ks {
@@ -221,4 +227,23 @@ func forwarded(recs []kalturatest.Record) []kalturatest.Record {
 		out = append(out, r)
 	}
 	return out
+}
+
+// harvest remembers every user KS that took effect at the emulator:
+// TestLogsHoldNoSecrets searches the logs for them.
+func harvest(emu *kalturatest.Emulator) {
+	injectedMu.Lock()
+	defer injectedMu.Unlock()
+	for _, r := range emu.Records() {
+		if r.KSValid && r.User != "" && r.User != "0" && r.User != "mallory" {
+			injectedKS[r.KS] = true
+		}
+	}
+}
+
+// reset clears the emulator's records and counters, keeping its KSes for
+// the log search.
+func (e *env) reset() {
+	harvest(e.emu)
+	e.emu.Reset()
 }

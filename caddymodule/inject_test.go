@@ -100,7 +100,7 @@ func TestInjectionForms(t *testing.T) {
 			for _, tc := range injectionCases(t, mal) {
 				t.Run(tc.name, func(t *testing.T) {
 					e.t = t
-					e.emu.Reset()
+					e.reset()
 					r := e.send(tc.method, tc.target, tc.ctype, tc.body, "alice", tc.hdr...)
 					if r.status != 200 || r.users() != tc.want {
 						t.Fatalf("status %d, KS users %q, want %q\nbody: %.400s", r.status, r.users(), tc.want, r.body)
@@ -129,7 +129,7 @@ func TestPassThroughUntouched(t *testing.T) {
 	pmal := strings.NewReplacer("+", "-", "/", "_").Replace(mal)
 
 	// serveFlavor and segments: forwarded byte for byte, no user needed.
-	e.emu.Reset()
+	e.reset()
 	path := "/p/123/sp/12300/serveFlavor/entryId/1_abc/v/1/ks/" + pmal + "/seg-1-v1-a1.ts"
 	r := e.send("GET", path+"?x=a+b%2B", "", "", "")
 	recs := e.emu.Records()
@@ -138,7 +138,7 @@ func TestPassThroughUntouched(t *testing.T) {
 	}
 
 	// CORS preflight: answered by Kaltura, no user needed, nothing minted.
-	e.emu.Reset()
+	e.reset()
 	r = e.send("OPTIONS", "/api_v3/service/multirequest", "", "", "", "Origin", "http://app.example", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type")
 	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") == "" {
 		t.Fatalf("preflight: %d %v", r.status, r.header)
@@ -148,7 +148,7 @@ func TestPassThroughUntouched(t *testing.T) {
 	}
 
 	// A client's own appToken.startSession is not given the user's KS.
-	e.emu.Reset()
+	e.reset()
 	body := `{"ks":"` + mal + `","id":"` + testTokenID + `","tokenHash":"00","userId":"x","format":1}`
 	r = e.send("POST", "/api_v3/service/apptoken/action/startSession", "application/json", body, "alice")
 	recs = e.emu.Records()
@@ -168,7 +168,7 @@ func TestSessionEndAnsweredLocally(t *testing.T) {
 	}
 	first := e.emu.Records()
 	ks1 := first[len(first)-1].KS
-	e.emu.Reset()
+	e.reset()
 	r = e.send("POST", "/api_v3/service/session/action/end", "application/json", `{"format":1}`, "alice")
 	if r.status != 200 || r.body != "null" || len(e.emu.Records()) != 0 {
 		t.Fatalf("session.end: %d %q, emulator saw %+v", r.status, r.body, e.emu.Records())

@@ -1,0 +1,167 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+func adapt(cfg string) ([]byte, error) {
+	a := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, _, err := a.Adapt([]byte(cfg), nil)
+	return out, err
+}
+
+const minimalBlock = `
+	partner_id   123
+	app_token_id 0_tok
+	app_token    {env.TEST_KALTURA_APP_TOKEN}
+	user_id      {http.request.header.X-User-Id}
+`
+
+func site(block string) string {
+	return ":8080 {\n\tkaltura_ks {" + block + "\n\t}\n\treverse_proxy 127.0.0.1:1\n}\n"
+}
+
+func TestCaddyfileErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct{ name, block, want string }{
+		{"unknown subdirective", minimalBlock + "\tpartner 1\n", `unrecognized subdirective "partner"`},
+		{"missing partner_id", strings.Replace(minimalBlock, "partner_id   123", "", 1), "partner_id: required"},
+		{"missing app_token", strings.Replace(minimalBlock, "app_token    {env.TEST_KALTURA_APP_TOKEN}", "", 1), "app_token: required"},
+		{"missing user_id", strings.Replace(minimalBlock, "user_id      {http.request.header.X-User-Id}", "", 1), "user_id: required"},
+		{"partner_id not a number", strings.Replace(minimalBlock, "123", "abc", 1), "partner_id: must be a positive integer"},
+		{"hash_type", minimalBlock + "\thash_type CRC32\n", "hash_type: unsupported hash type"},
+		{"session_type", minimalBlock + "\tsession_type root\n", "session_type: must be user or admin"},
+		{"expiry", minimalBlock + "\texpiry soon\n", "expiry: invalid duration"},
+		{"negative expiry", minimalBlock + "\texpiry -1h\n", "expiry: must be positive"},
+		{"session_timeout", minimalBlock + "\tsession_timeout 0s\n", "session_timeout: must be positive"},
+		{"max_sessions", minimalBlock + "\tmax_sessions -5\n", "max_sessions: must be a positive integer"},
+		{"max_body_size", minimalBlock + "\tmax_body_size lots\n", "max_body_size: invalid size"},
+		{"both token sources", minimalBlock + "\tapp_token_file /run/secrets/x\n", "app_token and app_token_file: give only one"},
+		{"duplicate", minimalBlock + "\tpartner_id 5\n", "partner_id specified more than once"},
+		{"two values", minimalBlock + "\texpiry 1h 2h\n", "expiry: expected exactly one value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adapt(site(tc.block))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := adapt(":8080 {\n\tkaltura_ks extra {" + minimalBlock + "\t}\n}\n"); err == nil {
+		t.Fatal("inline argument accepted")
+	}
+}
+
+func TestCaddyfileExampleAdapts(t *testing.T) {
+	b, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := adapt(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []map[string]any `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	var order []string
+	for _, s := range cfg.Apps.HTTP.Servers {
+		for _, r := range s.Routes {
+			for _, hd := range r.Handle {
+				order = append(order, hd["handler"].(string))
+				if hd["handler"] == "kaltura_ks" {
+					h = hd
+				}
+			}
+		}
+	}
+	if h == nil {
+		t.Fatalf("no kaltura_ks handler in %s", out)
+	}
+	want := map[string]any{
+		"partner_id": "{env.KALTURA_PARTNER_ID}", "app_token_id": "{env.KALTURA_APP_TOKEN_ID}",
+		"app_token": "{env.KALTURA_APP_TOKEN}", "hash_type": "SHA256", "user_id": "{http.request.header.X-User-Id}",
+		"privileges": "sview:*", "session_type": "user", "expiry": float64(86400e9), "widget_id": "_12345",
+		"service_url": "https://www.kaltura.com",
+	}
+	for k, v := range want {
+		if h[k] != v {
+			t.Errorf("%s = %v, want %v", k, h[k], v)
+		}
+	}
+	if strings.Join(order, ",") != "kaltura_ks,reverse_proxy" {
+		t.Errorf("handler order %v", order)
+	}
+	// Without the order line, the registered default order applies.
+	noOrder := strings.Replace(string(b), "order kaltura_ks before reverse_proxy", "", 1)
+	if _, err := adapt(noOrder); err != nil {
+		t.Fatalf("without order: %v", err)
+	}
+}
+
+func TestProvisionErrorsNameTheField(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
+	os.Setenv("TEST_BAD_HASH", "CRC32")
+	for _, tc := range []struct{ name, block, want string }{
+		{"partner_id from an unset env var", strings.Replace(minimalBlock, "123", "{env.TEST_UNSET_PARTNER}", 1), "partner_id: required"},
+		{"app_token from an unset env var", strings.Replace(minimalBlock, "{env.TEST_KALTURA_APP_TOKEN}", "{env.TEST_UNSET_TOKEN}", 1), "app_token: required"},
+		{"app_token_file missing", strings.Replace(minimalBlock, "app_token    {env.TEST_KALTURA_APP_TOKEN}", "app_token_file /nonexistent/token", 1), "app_token_file: open /nonexistent/token"},
+		{"service_url", minimalBlock + "\tservice_url ftp://kaltura\n", "service_url: must be an http or https URL"},
+		{"hash_type from env", minimalBlock + "\thash_type {env.TEST_BAD_HASH}\n", "hash_type: unsupported hash type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, globalOptions()+"http://localhost:9080 {\n\tkaltura_ks {"+tc.block+"\n\t}\n}\n", "caddyfile", tc.want)
+		})
+	}
+	// The token file works, and a token never appears in an error.
+	os.Setenv("TEST_SPACE_TOKEN", "abc def-secret-part")
+	caddytest.AssertLoadError(t, globalOptions()+"http://localhost:9080 {\n\tkaltura_ks {"+
+		strings.Replace(minimalBlock, "{env.TEST_KALTURA_APP_TOKEN}", "{env.TEST_SPACE_TOKEN}", 1)+"\n\t}\n}\n", "caddyfile", "app_token: must not contain white space")
+	tc := newTester(t)
+	tc.InitServer(globalOptions()+"http://localhost:9080 {\n\tkaltura_ks {"+
+		strings.Replace(minimalBlock, "app_token    {env.TEST_KALTURA_APP_TOKEN}", "app_token_file "+tokenFile, 1)+"\n\t}\n\trespond ok\n}\n", "caddyfile")
+}
+
+func TestJSONConfig(t *testing.T) {
+	emu, srv := newEmulator(t, nil)
+	tc := newTester(t)
+	tc.InitServer(`{
+  "admin": {"listen": "localhost:2999"},
+  "apps": {
+    "http": {
+      "http_port": 9080, "https_port": 9443, "grace_period": 1,
+      "servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [
+        {"handler": "kaltura_ks", "service_url": "`+srv.URL+`", "partner_id": "123", "app_token_id": "`+testTokenID+`",
+         "app_token": "{env.TEST_KALTURA_APP_TOKEN}", "hash_type": "SHA256", "user_id": "{http.request.header.X-User-Id}",
+         "expiry": "2h", "max_sessions": 10},
+        {"handler": "reverse_proxy", "upstreams": [{"dial": "`+strings.TrimPrefix(srv.URL, "http://")+`"}]}
+      ]}]}}
+    },
+    "pki": {"certificate_authorities": {"local": {"install_trust": false}}}
+  }
+}`, "json")
+	e := &env{t: t, emu: emu, srv: srv, tc: tc}
+	if r := e.send("GET", "/api_v3/index.php?service=media&action=list&format=1", "", "", "alice"); r.users() != "alice" {
+		t.Fatalf("KS users %q: %s", r.users(), r.body)
+	}
+}
