@@ -50,7 +50,7 @@ built() { [ -x ./caddy ] && ./caddy list-modules 2>/dev/null | grep -qx 'http.ha
 demo() {
 	local once=${1:-}
 	built || build
-	local dir
+	# Globals: the EXIT trap runs after this function has returned.
 	dir=$(mktemp -d)
 	go build -o "$dir/kaltura-emulator" ./cmd/kaltura-emulator
 	go build -o "$dir/ks-demo" ./cmd/ks-demo
@@ -59,9 +59,9 @@ demo() {
 	export XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config"
 	"$dir/kaltura-emulator" -listen 127.0.0.1:19090 -partner 123 -app-token-id 0_demotok \
 		-app-token "$KALTURA_APP_TOKEN" -hash-type SHA256 >"$dir/emulator.log" 2>&1 &
-	local emu=$!
+	emu=$!
 	./caddy run --config demo/Caddyfile --adapter caddyfile >"$dir/caddy.log" 2>&1 &
-	local cdy=$!
+	cdy=$!
 	trap 'kill $emu $cdy 2>/dev/null; wait $emu $cdy 2>/dev/null; rm -rf "$dir"' EXIT
 	trap 'exit 0' INT TERM
 	if ! "$dir/ks-demo" -sidecar http://127.0.0.1:8080 -emulator http://127.0.0.1:19090; then

@@ -150,7 +150,7 @@ func TestJSONConfig(t *testing.T) {
   "apps": {
     "http": {
       "http_port": 9080, "https_port": 9443, "grace_period": 1,
-      "servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [
+      "servers": {"srv0": {"listen": ["127.0.0.1:9080"], "routes": [{"handle": [
         {"handler": "kaltura_ks", "service_url": "`+srv.URL+`", "partner_id": "123", "app_token_id": "`+testTokenID+`",
          "app_token": "{env.TEST_KALTURA_APP_TOKEN}", "hash_type": "SHA256", "user_id": "{http.request.header.X-User-Id}",
          "expiry": "2h", "max_sessions": 10},

@@ -157,6 +157,7 @@ func globalOptions() string {
 	http_port 9080
 	https_port 9443
 	grace_period 1ns
+	default_bind 127.0.0.1
 	log {
 		output file ` + caddyLog + `
 		level DEBUG

@@ -98,7 +98,11 @@ func main() {
 		if who == "" {
 			who = "(none)"
 		}
-		fmt.Printf("%d. %s\n   X-User-Id: %s -> HTTP %d, KS that took effect belongs to: %s   [%s]\n", i+1, s.title, who, resp.StatusCode, got, mark)
+		what := "KS that took effect at Kaltura belongs to: " + got
+		if strings.HasPrefix(s.want, "KS_PROXY_") {
+			what = "refused by the sidecar: X-Kaltura: " + got
+		}
+		fmt.Printf("%d. %s\n   X-User-Id: %s -> HTTP %d, %s   [%s]\n", i+1, s.title, who, resp.StatusCode, what, mark)
 	}
 	if failed > 0 {
 		fmt.Printf("\n%d of %d demo requests did not behave as expected\n", failed, len(steps))
