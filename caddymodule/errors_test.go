@@ -134,6 +134,7 @@ func TestRequestErrors(t *testing.T) {
 
 func TestKalturaSessionErrors(t *testing.T) {
 	expired := time.Now().Add(-time.Hour).Unix()
+	admin := 2
 	cases := []struct {
 		name    string
 		token   kalturatest.AppToken
@@ -148,6 +149,7 @@ func TestKalturaSessionErrors(t *testing.T) {
 		{"disabled app token", kalturatest.AppToken{Status: 1}, "", "APP_TOKEN_NOT_ACTIVE", "disabled", "KS_PROXY_KALTURA_CONFIG", 502},
 		{"expired app token", kalturatest.AppToken{Expiry: expired}, "", "APP_TOKEN_EXPIRED", "expired", "KS_PROXY_KALTURA_CONFIG", 502},
 		{"app token bound to one user", kalturatest.AppToken{SessionUserID: "shared-user"}, "", "USER_MISMATCH", "sessionUserId", "KS_PROXY_KALTURA_CONFIG", 502},
+		{"app token bound to admin sessions", kalturatest.AppToken{SessionType: &admin}, "", "TYPE_MISMATCH", "session_type", "KS_PROXY_KALTURA_CONFIG", 502},
 		{"privilege not granted", kalturatest.AppToken{SessionPrivileges: "none"}, `privileges "sview:1_abc"`, "PRIVILEGES_DROPPED", "reserved", "KS_PROXY_KALTURA_CONFIG", 502},
 	}
 	for _, tc := range cases {
@@ -160,7 +162,7 @@ func TestKalturaSessionErrors(t *testing.T) {
 				if tc.token.ID != "" {
 					tok.ID = tc.token.ID
 				}
-				tok.Status, tok.Expiry, tok.SessionUserID = tc.token.Status, tc.token.Expiry, tc.token.SessionUserID
+				tok.Status, tok.Expiry, tok.SessionUserID, tok.SessionType = tc.token.Status, tc.token.Expiry, tc.token.SessionUserID, tc.token.SessionType
 				if tc.token.SessionPrivileges == "none" {
 					tok.SessionPrivileges = ""
 				}
