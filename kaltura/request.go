@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Class sorts requests by where Kaltura reads their KS.
@@ -168,6 +169,10 @@ func widgetPath(p string) (pid, action string, rest int, ok bool) {
 func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 	ep := r.URL.EscapedPath()
 	pl := &Plan{Class: Classify(r.Method, ep), pathInsert: -1}
+	if pl.Class != PassThrough && len(ep)+len(r.URL.RawQuery) > MaxURLLength {
+		return pl, &RequestError{Code: "BAD_REQUEST", Status: http.StatusRequestURITooLong,
+			Msg: fmt.Sprintf("URL longer than %d bytes", MaxURLLength)}
+	}
 	switch pl.Class {
 	case API:
 		return pl, pl.prepareAPI(r, ep, maxBody)
@@ -504,6 +509,9 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	pl.Service = strings.ToLower(v.service.v)
 	pl.Action = strings.ToLower(v.action.v)
 	pl.Multirequest = v.service.v == "multirequest"
+	if len(v.subs) > MaxSubRequests {
+		return badRequest("more than %d sub-requests", MaxSubRequests)
+	}
 	if pl.Multirequest {
 		pl.SubRequests = v.executed()
 		for _, s := range v.subs {
@@ -565,15 +573,32 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	return nil
 }
 
+// Limits on what the proxy parses. Kaltura clients stay far below them.
+const (
+	MaxJSONDepth   = 64
+	MaxSubRequests = 1000
+	MaxURLLength   = 16 << 10
+)
+
 // scanJSONParams finds the top-level members and, for sub-request objects
-// ("N": {…}), their members.
+// ("N": {…}), their members. It refuses what it cannot be sure Kaltura reads
+// the same way: invalid JSON or UTF-8, deep nesting, duplicate keys.
 func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
 	if !json.Valid(b) {
 		return nil, nil, badRequest("request body is not valid JSON")
 	}
+	if !utf8.Valid(b) {
+		return nil, nil, badRequest("request body is not valid UTF-8")
+	}
+	if jsonDepth(b) > MaxJSONDepth {
+		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
+	}
 	ms, _, err := objectMembers(b, 0)
 	if err != nil {
 		return nil, nil, badRequest("request body must be a JSON object")
+	}
+	if k := duplicateKey(ms); k != "" {
+		return nil, nil, badRequest("duplicate key %q in the JSON body", k)
 	}
 	var subs map[int][]member
 	for _, m := range ms {
@@ -582,13 +607,62 @@ func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
 			if err != nil {
 				return nil, nil, badRequest("malformed sub-request %d", n)
 			}
+			if k := duplicateKey(sm); k != "" {
+				return nil, nil, badRequest("duplicate key %q in sub-request %d", k, n)
+			}
 			if subs == nil {
 				subs = map[int][]member{}
 			}
-			subs[n] = append(subs[n], sm...)
+			if len(subs) >= MaxSubRequests {
+				return nil, nil, badRequest("more than %d sub-requests", MaxSubRequests)
+			}
+			subs[n] = sm
 		}
 	}
 	return ms, subs, nil
+}
+
+func duplicateKey(ms []member) string {
+	if len(ms) < 2 {
+		return ""
+	}
+	if len(ms) <= 16 {
+		for i := 1; i < len(ms); i++ {
+			for j := 0; j < i; j++ {
+				if ms[i].key == ms[j].key {
+					return ms[i].key
+				}
+			}
+		}
+		return ""
+	}
+	seen := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		if seen[m.key] {
+			return m.key
+		}
+		seen[m.key] = true
+	}
+	return ""
+}
+
+// jsonDepth returns the deepest nesting of objects and arrays in valid JSON.
+func jsonDepth(b []byte) int {
+	depth, max := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = skipString(b, i) - 1
+		case '{', '[':
+			depth++
+			if depth > max {
+				max = depth
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return max
 }
 
 func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {

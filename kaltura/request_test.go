@@ -6,6 +6,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -245,5 +246,45 @@ func TestAPIErrorBody(t *testing.T) {
 	}
 	if p := string(APIErrorBody("9", "cb1", 0, "X", "m")); !strings.HasPrefix(p, "cb1({") {
 		t.Fatal(p)
+	}
+}
+
+func TestPlanHostileInput(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100)
+	many := "{" + func() string {
+		var b strings.Builder
+		for i := 0; i < 1100; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"` + strconv.Itoa(i) + `":{"service":"a","action":"b"}`)
+		}
+		return b.String()
+	}() + "}"
+	for _, tc := range []struct{ name, target, ctype, body, want string }{
+		{"deep nesting", "/api_v3/service/media/action/list", "application/json", deep, "nests deeper"},
+		{"duplicate key", "/api_v3/service/media/action/list", "application/json", `{"ks":"a","ks":"b"}`, "duplicate key"},
+		{"duplicate key in a sub-request", "/api_v3/service/multirequest", "application/json", `{"1":{"ks":"a","ks":"b"}}`, "duplicate key"},
+		{"invalid UTF-8", "/api_v3/service/media/action/list", "application/json", "{\"a\":\"\xff\"}", "UTF-8"},
+		{"too many sub-requests", "/api_v3/service/multirequest", "application/json", many, "sub-requests"},
+		{"too many flat sub-requests", "/api_v3/index.php", "application/x-www-form-urlencoded", func() string {
+			var b strings.Builder
+			for i := 0; i < 1100; i++ {
+				b.WriteString(strconv.Itoa(i) + ":service=a&")
+			}
+			return b.String()
+		}(), "sub-requests"},
+		{"absurd URL", "/api_v3/service/media/action/list?x=" + strings.Repeat("a", 20000), "", "", "URL longer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", tc.target, strings.NewReader(tc.body))
+			if tc.ctype != "" {
+				r.Header.Set("Content-Type", tc.ctype)
+			}
+			_, err := Prepare(r, 1<<20)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
