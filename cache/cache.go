@@ -1,14 +1,19 @@
 // Package cache keeps one Kaltura Session (KS) per user key, on
 // github.com/patrickmn/go-cache. It bounds the number of entries, makes
-// concurrent misses for one key wait for a single mint, and never stores a
-// failure. It knows nothing of Caddy or of Kaltura's wire format.
+// concurrent misses for one key wait for a single mint, renews entries in the
+// background before they expire (serving the still-valid one meanwhile), and
+// remembers failures briefly so that an outage does not become a storm. It
+// never stores a failure in place of a KS. It knows nothing of Caddy or of
+// Kaltura's wire format.
 package cache
 
 import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -20,18 +25,32 @@ type Entry struct {
 	Expiry time.Time // the KS's absolute expiry, as Kaltura reported it
 }
 
+// ErrorPolicy says how long a mint failure is remembered and whether it
+// concerns every key (a configuration error) or only the one that failed.
+type ErrorPolicy func(err error) (remember time.Duration, global bool)
+
 // Config configures a Cache.
 type Config struct {
 	// MaxEntries bounds the number of cached sessions; when full, the
 	// oldest-inserted entry makes room. Default 100000.
 	MaxEntries int
-	// Margin: an entry is served until Margin before its KS expires (or a
-	// quarter of the KS's lifetime before, whichever is shorter), so that a
-	// KS is never forwarded about to expire. Default 5m.
-	Margin time.Duration
-	// MintTimeout bounds one mint, independently of any waiting request.
-	// Default 30s.
+	// RefreshBefore: an entry is renewed in the background from this long
+	// before its KS expires (or from 3/4 of its lifetime, if sooner), while
+	// requests keep getting the current KS. Default 5m.
+	RefreshBefore time.Duration
+	// Jitter spreads renewals: each entry renews up to this much earlier
+	// still, at random, so users minted together do not renew together.
+	// Default RefreshBefore/2.
+	Jitter time.Duration
+	// Guard: a KS is never served within Guard of its expiry (or 1/20 of
+	// its lifetime, if shorter), leaving time for the request to reach
+	// Kaltura. Default 30s.
+	Guard time.Duration
+	// MintTimeout bounds one mint, retries included, independently of any
+	// waiting request. Default 30s.
 	MintTimeout time.Duration
+	// Errors classifies mint failures. Default: remember 2s, per key.
+	Errors ErrorPolicy
 	// CleanupInterval is how often expired entries are dropped. Default 1m.
 	CleanupInterval time.Duration
 	// Now is the clock. Default time.Now.
@@ -40,16 +59,27 @@ type Config struct {
 
 // Cache is safe for concurrent use. Close stops its janitor.
 type Cache struct {
-	cfg Config
+	cfg Config                 // MaxEntries, CleanupInterval, Now: fixed at New
+	pol atomic.Pointer[Config] // the rest: see Reconfigure
 	c   *gocache.Cache
 
 	mu       sync.Mutex
 	ring     []string // insertion order, for the bound
 	next     int
 	inflight map[string]*call
+	failures map[string]failure // per key, briefly
+	global   failure            // a configuration error: no mints until it lapses
+	probing  bool               // one mint is testing whether the global error is over
+
+	refreshes atomic.Int64
 
 	stop     chan struct{}
 	stopOnce sync.Once
+}
+
+type failure struct {
+	err   error
+	until time.Time
 }
 
 type call struct {
@@ -58,13 +88,23 @@ type call struct {
 	err  error
 }
 
+// item is what is stored: the entry, when to renew it, and when to stop
+// serving it.
+type item struct {
+	Entry
+	refreshAt time.Time
+	until     time.Time
+}
+
 // Outcome says how Fetch got its entry.
 type Outcome uint8
 
 const (
-	Hit    Outcome = iota // served from the cache
-	Minted                // this caller's fetch started the mint
-	Shared                // waited for a mint another caller started
+	Hit     Outcome = iota // served from the cache
+	Minted                 // this caller's fetch started the mint
+	Shared                 // waited for a mint another caller started
+	Stale                  // served from the cache while a renewal runs or after it failed
+	Refused                // not minted: a recent failure is remembered
 )
 
 func (o Outcome) String() string {
@@ -73,20 +113,58 @@ func (o Outcome) String() string {
 		return "hit"
 	case Minted:
 		return "miss"
+	case Shared:
+		return "shared"
+	case Stale:
+		return "stale"
 	}
-	return "shared"
+	return "remembered_failure"
 }
 
 // New returns a Cache and starts its janitor.
 func New(cfg Config) *Cache {
+	cfg = normalize(cfg)
+	c := &Cache{
+		cfg:      cfg,
+		c:        gocache.New(gocache.NoExpiration, 0), // our janitor, so Close can stop it
+		ring:     make([]string, cfg.MaxEntries),
+		inflight: map[string]*call{},
+		failures: map[string]failure{},
+		stop:     make(chan struct{}),
+	}
+	c.pol.Store(&cfg)
+	go c.janitor()
+	return c
+}
+
+// Reconfigure changes RefreshBefore, Jitter, Guard, MintTimeout and Errors
+// for mints that start from now on; cached entries are kept. MaxEntries,
+// CleanupInterval and Now stay as New set them.
+func (c *Cache) Reconfigure(cfg Config) {
+	cfg = normalize(cfg)
+	c.pol.Store(&cfg)
+}
+
+func normalize(cfg Config) Config {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100000
 	}
-	if cfg.Margin <= 0 {
-		cfg.Margin = 5 * time.Minute
+	if cfg.RefreshBefore <= 0 {
+		cfg.RefreshBefore = 5 * time.Minute
+	}
+	if cfg.Jitter < 0 {
+		cfg.Jitter = 0
+	} else if cfg.Jitter == 0 {
+		cfg.Jitter = cfg.RefreshBefore / 2
+	}
+	if cfg.Guard <= 0 {
+		cfg.Guard = 30 * time.Second
 	}
 	if cfg.MintTimeout <= 0 {
 		cfg.MintTimeout = 30 * time.Second
+	}
+	if cfg.Errors == nil {
+		cfg.Errors = func(error) (time.Duration, bool) { return 2 * time.Second, false }
 	}
 	if cfg.CleanupInterval <= 0 {
 		cfg.CleanupInterval = time.Minute
@@ -94,15 +172,7 @@ func New(cfg Config) *Cache {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Cache{
-		cfg:      cfg,
-		c:        gocache.New(gocache.NoExpiration, 0), // our janitor, so Close can stop it
-		ring:     make([]string, cfg.MaxEntries),
-		inflight: map[string]*call{},
-		stop:     make(chan struct{}),
-	}
-	go c.janitor()
-	return c
+	return cfg
 }
 
 func (c *Cache) janitor() {
@@ -112,6 +182,14 @@ func (c *Cache) janitor() {
 		select {
 		case <-t.C:
 			c.c.DeleteExpired()
+			now := c.cfg.Now()
+			c.mu.Lock()
+			for k, f := range c.failures {
+				if !now.Before(f.until) {
+					delete(c.failures, k)
+				}
+			}
+			c.mu.Unlock()
 		case <-c.stop:
 			return
 		}
@@ -132,46 +210,59 @@ func Key(parts ...string) string {
 	return string(h.Sum(nil))
 }
 
-// Get returns a cached entry that is still fresh enough to use.
-func (c *Cache) Get(key string) (Entry, bool) {
+func (c *Cache) load(key string) (*item, bool) {
 	v, ok := c.c.Get(key)
 	if !ok {
-		return Entry{}, false
+		return nil, false
 	}
 	it := v.(*item)
 	// go-cache expires by wall clock; check against our clock too.
 	if !c.cfg.Now().Before(it.until) {
+		return nil, false
+	}
+	return it, true
+}
+
+// Get returns a cached entry that may still be served.
+func (c *Cache) Get(key string) (Entry, bool) {
+	it, ok := c.load(key)
+	if !ok {
 		return Entry{}, false
 	}
 	return it.Entry, true
 }
 
-// item is what is stored: the entry and when it stops being served.
-type item struct {
-	Entry
-	until time.Time
-}
-
-// Fetch returns the entry for key, minting it with mint on a miss. Concurrent
-// misses for one key share one mint, which runs on its own context (bounded
-// by MintTimeout), so a caller giving up does not fail the others. Only a
-// successful mint of a KS that is not already past its margin is stored.
+// Fetch returns the entry for key, minting it with mint on a miss.
+//
+// Concurrent misses for one key share one mint, which runs on its own
+// context (bounded by MintTimeout), so a caller giving up does not fail the
+// others. An entry due for renewal is still served while one background
+// mint renews it; if renewal fails, it is served until its guard and never
+// after. A failed mint is remembered for the time the ErrorPolicy says: for
+// that key, or for every key when the policy calls it global (then a single
+// mint probes whether the error is over, each time the memory lapses).
 func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context) (Entry, error)) (Entry, Outcome, error) {
-	if e, ok := c.Get(key); ok {
-		return e, Hit, nil
+	if it, ok := c.load(key); ok {
+		if c.cfg.Now().Before(it.refreshAt) {
+			return it.Entry, Hit, nil
+		}
+		c.refresh(key, mint)
+		return it.Entry, Stale, nil
 	}
 	c.mu.Lock()
 	cl, shared := c.inflight[key]
 	if !shared {
 		// A mint stores its entry before it leaves inflight, so look again
 		// under the lock: it may have finished since the first look.
-		if e, ok := c.Get(key); ok {
+		if it, ok := c.load(key); ok {
 			c.mu.Unlock()
-			return e, Hit, nil
+			return it.Entry, Hit, nil
 		}
-		cl = &call{done: make(chan struct{})}
-		c.inflight[key] = cl
-		go c.run(key, cl, mint)
+		if err := c.remembered(key); err != nil {
+			c.mu.Unlock()
+			return Entry{}, Refused, err
+		}
+		cl = c.start(key, mint)
 	}
 	c.mu.Unlock()
 	outcome := Minted
@@ -186,29 +277,92 @@ func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context
 	}
 }
 
+// remembered returns a remembered failure that forbids minting key now, or
+// nil; with a lapsed global failure it lets exactly one caller probe.
+// c.mu is held.
+func (c *Cache) remembered(key string) error {
+	now := c.cfg.Now()
+	if c.global.err != nil {
+		if now.Before(c.global.until) || c.probing {
+			return c.global.err
+		}
+		c.probing = true
+	}
+	if f, ok := c.failures[key]; ok {
+		if now.Before(f.until) {
+			return f.err
+		}
+		delete(c.failures, key)
+	}
+	return nil
+}
+
+// refresh starts a background renewal of key unless one runs, or a recent
+// failure says not to try yet.
+func (c *Cache) refresh(key string, mint func(context.Context) (Entry, error)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, running := c.inflight[key]; running {
+		return
+	}
+	if c.remembered(key) != nil {
+		return
+	}
+	c.refreshes.Add(1)
+	c.start(key, mint)
+}
+
+// start launches a mint for key. c.mu is held.
+func (c *Cache) start(key string, mint func(context.Context) (Entry, error)) *call {
+	cl := &call{done: make(chan struct{})}
+	c.inflight[key] = cl
+	go c.run(key, cl, mint)
+	return cl
+}
+
 // ErrExpired is returned when a mint yields a KS that is already too close
 // to its expiry to be used.
 var ErrExpired = errors.New("the minted KS expires too soon to be used")
 
 func (c *Cache) run(key string, cl *call, mint func(context.Context) (Entry, error)) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.MintTimeout)
+	pol := c.pol.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), pol.MintTimeout)
 	defer cancel()
 	e, err := mint(ctx)
+	now := c.cfg.Now()
 	if err == nil {
-		now := c.cfg.Now()
 		lifetime := e.Expiry.Sub(now)
-		margin := c.cfg.Margin
-		if q := lifetime / 4; q < margin {
-			margin = q
+		guard := min(pol.Guard, lifetime/20)
+		before := min(pol.RefreshBefore, lifetime/4)
+		jitter := min(pol.Jitter, lifetime/8)
+		if jitter > 0 {
+			before += rand.N(jitter)
 		}
-		until := e.Expiry.Add(-margin)
-		if !now.Before(until) {
+		it := &item{Entry: e, refreshAt: e.Expiry.Add(-before), until: e.Expiry.Add(-guard)}
+		if !now.Before(it.until) {
 			err = ErrExpired
 		} else {
-			c.set(key, &item{Entry: e, until: until}, until.Sub(now))
+			c.set(key, it, it.until.Sub(now))
 		}
 	}
 	c.mu.Lock()
+	if c.probing && c.global.err != nil {
+		c.probing = false
+		if err == nil {
+			c.global = failure{}
+		}
+	}
+	if err != nil {
+		if d, global := pol.Errors(err); d > 0 {
+			if global {
+				c.global = failure{err: err, until: now.Add(d)}
+			} else {
+				c.failures[key] = failure{err: err, until: now.Add(d)}
+			}
+		}
+	} else {
+		delete(c.failures, key)
+	}
 	delete(c.inflight, key)
 	cl.e, cl.err = e, err
 	c.mu.Unlock()
@@ -228,9 +382,25 @@ func (c *Cache) set(key string, it *item, ttl time.Duration) {
 	c.c.Set(key, it, ttl)
 }
 
-// Delete forgets key's entry (for example after a session.end or when
-// Kaltura says the KS is no longer valid).
+// Delete forgets key's entry (after a session.end).
 func (c *Cache) Delete(key string) { c.c.Delete(key) }
+
+// Evict forgets key's entry if it still holds ks: Kaltura said ks is no
+// longer valid. A newer KS minted meanwhile is kept. It reports whether it
+// evicted.
+func (c *Cache) Evict(key, ks string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.c.Get(key)
+	if !ok || v.(*item).KS != ks {
+		return false
+	}
+	c.c.Delete(key)
+	return true
+}
 
 // Len returns the number of entries, including expired ones not yet dropped.
 func (c *Cache) Len() int { return c.c.ItemCount() }
+
+// Refreshes returns how many background renewals were started.
+func (c *Cache) Refreshes() int64 { return c.refreshes.Load() }

@@ -86,7 +86,7 @@ func TestWaiterGivesUpMintGoesOn(t *testing.T) {
 }
 
 func TestFailureNotCached(t *testing.T) {
-	c := New(Config{})
+	c := New(Config{Errors: func(error) (time.Duration, bool) { return 0, false }})
 	defer c.Close()
 	boom := errors.New("kaltura down")
 	if _, _, err := c.Fetch(context.Background(), "k", func(context.Context) (Entry, error) { return Entry{}, boom }); !errors.Is(err, boom) {
@@ -103,43 +103,202 @@ func TestFailureNotCached(t *testing.T) {
 	}
 }
 
-func TestMarginAndExpiry(t *testing.T) {
+func TestRefreshAheadAndExpiry(t *testing.T) {
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
-	c := New(Config{Margin: 5 * time.Minute, Now: clk.now})
+	c := New(Config{RefreshBefore: 5 * time.Minute, Jitter: -1, Guard: 30 * time.Second, Now: clk.now})
 	defer c.Close()
-	n := 0
+	var n atomic.Int32
+	fail := atomic.Bool{}
 	mint := func(context.Context) (Entry, error) {
-		n++
-		return Entry{KS: fmt.Sprint("ks", n), Expiry: clk.now().Add(time.Hour)}, nil
+		if fail.Load() {
+			return Entry{}, errors.New("kaltura down")
+		}
+		return Entry{KS: fmt.Sprint("ks", n.Add(1)), Expiry: clk.now().Add(time.Hour)}, nil
 	}
-	e1, _, _ := c.Fetch(context.Background(), "k", mint)
+	ctx := context.Background()
+	e1, _, _ := c.Fetch(ctx, "k", mint)
 	clk.add(54 * time.Minute)
-	if e, o, _ := c.Fetch(context.Background(), "k", mint); e.KS != e1.KS || o != Hit {
-		t.Fatalf("reused until margin: got %s %v", e.KS, o)
+	if e, o, _ := c.Fetch(ctx, "k", mint); e.KS != e1.KS || o != Hit {
+		t.Fatalf("fresh until the refresh point: got %s %v", e.KS, o)
 	}
-	clk.add(time.Minute + time.Second) // 55m01s: within 5m of expiry
-	if e, o, _ := c.Fetch(context.Background(), "k", mint); e.KS == e1.KS || o != Minted {
-		t.Fatalf("replaced after margin: got %s %v", e.KS, o)
+	// Inside RefreshBefore: the current KS is served, a renewal starts.
+	clk.add(time.Minute + time.Second)
+	if e, o, _ := c.Fetch(ctx, "k", mint); e.KS != e1.KS || o != Stale {
+		t.Fatalf("due for renewal: got %s %v", e.KS, o)
 	}
-	// A short-lived KS uses a quarter of its lifetime as margin.
-	short := func(context.Context) (Entry, error) {
-		return Entry{KS: "short", Expiry: clk.now().Add(8 * time.Second)}, nil
+	waitFor(t, func() bool { e, _ := c.Get("k"); return e.KS == "ks2" })
+	if c.Refreshes() != 1 {
+		t.Fatalf("%d refreshes", c.Refreshes())
 	}
-	c.Fetch(context.Background(), "s", short)
-	clk.add(5 * time.Second)
-	if _, o, _ := c.Fetch(context.Background(), "s", short); o != Hit {
-		t.Fatal("short KS not reused at 5s of 8s")
+	// A failing renewal keeps the old KS until its guard, and never after.
+	clk.add(56 * time.Minute) // ks2 (expires at 1h55m01s) is now due
+	fail.Store(true)
+	e2, _ := c.Get("k")
+	for i := 0; i < 3; i++ {
+		if e, o, err := c.Fetch(ctx, "k", mint); err != nil || e.KS != e2.KS || o != Stale {
+			t.Fatalf("renewal failing: got %s %v %v", e.KS, o, err)
+		}
+		waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.inflight) == 0 })
 	}
-	clk.add(1500 * time.Millisecond)
-	if _, o, _ := c.Fetch(context.Background(), "s", short); o != Minted {
-		t.Fatal("short KS reused past 6s of 8s")
+	if r := c.Refreshes(); r != 2 {
+		t.Fatalf("%d refreshes: a failed renewal must not be retried at once", r)
+	}
+	clk.add(e2.Expiry.Sub(clk.now()) - 29*time.Second) // inside the guard
+	if _, o, err := c.Fetch(ctx, "k", mint); err == nil || o == Stale || o == Hit {
+		t.Fatalf("served a KS 29s before its expiry: %v %v", o, err)
 	}
 	// A KS that is already expired is refused, not stored.
-	if _, _, err := c.Fetch(context.Background(), "x", func(context.Context) (Entry, error) {
+	fail.Store(false)
+	if _, _, err := c.Fetch(ctx, "x", func(context.Context) (Entry, error) {
 		return Entry{KS: "old", Expiry: clk.now().Add(-time.Second)}, nil
 	}); !errors.Is(err, ErrExpired) {
 		t.Fatal(err)
 	}
+}
+
+func TestShortLivedKSMargins(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := New(Config{Jitter: -1, Now: clk.now})
+	defer c.Close()
+	short := func(context.Context) (Entry, error) { return Entry{KS: "short", Expiry: clk.now().Add(80 * time.Second)}, nil }
+	ctx := context.Background()
+	c.Fetch(ctx, "s", short)
+	clk.add(59 * time.Second) // refresh from 3/4 of the lifetime (60s)
+	if _, o, _ := c.Fetch(ctx, "s", short); o != Hit {
+		t.Fatalf("at 59s of 80s: %v", o)
+	}
+	clk.add(2 * time.Second)
+	if _, o, _ := c.Fetch(ctx, "s", short); o != Stale {
+		t.Fatalf("at 61s of 80s: %v", o)
+	}
+}
+
+func TestJitterSpreadsRenewals(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := New(Config{RefreshBefore: 5 * time.Minute, Jitter: 5 * time.Minute, Now: clk.now})
+	defer c.Close()
+	exp := clk.now().Add(24 * time.Hour)
+	seen := map[int64]bool{}
+	for i := 0; i < 200; i++ {
+		k := fmt.Sprint(i)
+		c.Fetch(context.Background(), k, func(context.Context) (Entry, error) { return Entry{KS: k, Expiry: exp}, nil })
+		v, _ := c.c.Get(k)
+		at := v.(*item).refreshAt
+		if at.After(exp.Add(-5*time.Minute)) || at.Before(exp.Add(-10*time.Minute)) {
+			t.Fatalf("refresh at %v before expiry", exp.Sub(at))
+		}
+		seen[at.Unix()] = true
+	}
+	if len(seen) < 100 {
+		t.Fatalf("only %d distinct renewal seconds for 200 users minted together", len(seen))
+	}
+}
+
+func TestFailuresRemembered(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	errCfg := errors.New("INVALID_APP_TOKEN_HASH")
+	errNet := errors.New("connection refused")
+	var calls atomic.Int32
+	var result atomic.Pointer[error]
+	set := func(err error) { result.Store(&err) }
+	set(errNet)
+	mint := func(context.Context) (Entry, error) {
+		calls.Add(1)
+		if err := *result.Load(); err != nil {
+			return Entry{}, err
+		}
+		return Entry{KS: "ok", Expiry: clk.now().Add(time.Hour)}, nil
+	}
+	c := New(Config{Now: clk.now, Errors: func(err error) (time.Duration, bool) {
+		if err == errCfg {
+			return 10 * time.Second, true
+		}
+		return 2 * time.Second, false
+	}})
+	defer c.Close()
+	ctx := context.Background()
+	// Per key: one attempt per 2s for that key; other keys still try.
+	for i := 0; i < 5; i++ {
+		if _, _, err := c.Fetch(ctx, "a", mint); err != errNet {
+			t.Fatal(err)
+		}
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("%d attempts within the failure memory", calls.Load())
+	}
+	c.Fetch(ctx, "b", mint)
+	if calls.Load() != 2 {
+		t.Fatal("another key was blocked by a per-key failure")
+	}
+	clk.add(2 * time.Second)
+	set(nil)
+	if e, o, err := c.Fetch(ctx, "a", mint); err != nil || e.KS != "ok" || o != Minted {
+		t.Fatalf("did not recover: %v %v", o, err)
+	}
+	// Global: a configuration error stops every key, then one probe per 10s.
+	set(errCfg)
+	calls.Store(0)
+	c.Fetch(ctx, "c", mint)
+	for i := 0; i < 50; i++ {
+		if _, o, err := c.Fetch(ctx, fmt.Sprint("d", i), mint); err != errCfg || o != Refused {
+			t.Fatalf("%v %v", o, err)
+		}
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("%d attempts during a configuration error", calls.Load())
+	}
+	if _, o, _ := c.Fetch(ctx, "a", mint); o != Hit {
+		t.Fatal("a cached KS was not served during a configuration error")
+	}
+	clk.add(10 * time.Second)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); c.Fetch(ctx, fmt.Sprint("e", i), mint) }(i)
+	}
+	wg.Wait()
+	if calls.Load() != 2 {
+		t.Fatalf("%d attempts after the memory lapsed, want one probe", calls.Load())
+	}
+	clk.add(10 * time.Second)
+	set(nil)
+	if _, _, err := c.Fetch(ctx, "f", mint); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Fetch(ctx, "g", mint); err != nil {
+		t.Fatal("the global failure outlived a successful probe")
+	}
+}
+
+func TestEvictOnlyTheInjectedKS(t *testing.T) {
+	c := New(Config{})
+	defer c.Close()
+	n := 0
+	mint := func(context.Context) (Entry, error) {
+		n++
+		return Entry{KS: fmt.Sprint("ks", n), Expiry: time.Now().Add(time.Hour)}, nil
+	}
+	c.Fetch(context.Background(), "k", mint)
+	if c.Evict("k", "other") {
+		t.Fatal("evicted a KS that was not the injected one")
+	}
+	if !c.Evict("k", "ks1") {
+		t.Fatal("did not evict")
+	}
+	if e, _, _ := c.Fetch(context.Background(), "k", mint); e.KS != "ks2" {
+		t.Fatal(e.KS)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("condition not reached in 1s")
 }
 
 func TestBound(t *testing.T) {

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -38,10 +39,16 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		session_type       user|admin             # default user
 //		expiry             <duration>             # default 24h
 //		widget_id          <id>                   # default _<partner_id>
-//		expiry_margin      <duration>             # default 5m
-//		session_timeout    <duration>             # default 10s
+//		refresh_before     <duration>             # default 5m
+//		refresh_jitter     <duration>             # default refresh_before/2; -1 for none
+//		session_timeout    <duration>             # default 5s
+//		mint_timeout       <duration>             # default 15s
+//		session_retries    <n>                    # default 2; -1 for none
+//		failure_backoff    <duration>             # default 2s
+//		config_error_backoff <duration>           # default 10s
 //		max_sessions       <n>                    # default 100000
 //		max_body_size      <size>                 # default 10MiB
+//		max_inspect_size   <size>                 # default 1MiB
 //		max_user_id_length <n>                    # default 256
 //	}
 //
@@ -96,38 +103,44 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.SessionType = strings.ToLower(val)
 		case "widget_id":
 			h.WidgetID = val
-		case "expiry", "expiry_margin", "session_timeout":
+		case "expiry", "refresh_before", "refresh_jitter", "session_timeout", "mint_timeout", "failure_backoff", "config_error_backoff":
+			var dur time.Duration
+			if name == "refresh_jitter" && val == "-1" {
+				h.RefreshJitter = -1
+				continue
+			}
 			dur, err := caddy.ParseDuration(val)
 			if err != nil {
 				return d.Errf("%s: invalid duration %q: %v", name, val, err)
 			}
-			if dur <= 0 && name != "expiry_margin" {
+			if dur <= 0 {
 				return d.Errf("%s: must be positive, got %q", name, val)
 			}
-			switch name {
-			case "expiry":
-				h.Expiry = caddy.Duration(dur)
-			case "expiry_margin":
-				h.ExpiryMargin = caddy.Duration(dur)
-			default:
-				h.SessionTimeout = caddy.Duration(dur)
-			}
-		case "max_sessions", "max_user_id_length":
+			*map[string]*caddy.Duration{
+				"expiry": &h.Expiry, "refresh_before": &h.RefreshBefore, "refresh_jitter": &h.RefreshJitter,
+				"session_timeout": &h.SessionTimeout, "mint_timeout": &h.MintTimeout,
+				"failure_backoff": &h.FailureBackoff, "config_error_backoff": &h.ConfigErrorBackoff,
+			}[name] = caddy.Duration(dur)
+		case "max_sessions", "max_user_id_length", "session_retries":
 			n, err := strconv.Atoi(val)
+			if name == "session_retries" && val == "-1" {
+				h.SessionRetries = -1
+				continue
+			}
 			if err != nil || n <= 0 {
 				return d.Errf("%s: must be a positive integer, got %q", name, val)
 			}
-			if name == "max_sessions" {
-				h.MaxSessions = n
-			} else {
-				h.MaxUserIDLength = n
-			}
-		case "max_body_size":
+			*map[string]*int{"max_sessions": &h.MaxSessions, "max_user_id_length": &h.MaxUserIDLength, "session_retries": &h.SessionRetries}[name] = n
+		case "max_body_size", "max_inspect_size":
 			n, err := humanize.ParseBytes(val)
 			if err != nil || n == 0 || n > 1<<40 {
-				return d.Errf("max_body_size: invalid size %q", val)
+				return d.Errf("%s: invalid size %q", name, val)
 			}
-			h.MaxBodySize = int64(n)
+			if name == "max_body_size" {
+				h.MaxBodySize = int64(n)
+			} else {
+				h.MaxInspectSize = int(n)
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q", name)
 		}

@@ -220,9 +220,11 @@ func TestKSReusedUntilShortlyBeforeExpiry(t *testing.T) {
 	f := clk.Now
 	clock.Store(&f)
 	t.Cleanup(func() { clock.Store(nil) })
-	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\texpiry_margin 5m")
+	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter -1")
+	mints := 0
 	used := func() string {
 		t.Helper()
+		mints += e.emu.Calls("apptoken", "startsession")
 		e.reset()
 		r := e.send("POST", "/api_v3/service/baseentry/action/get", "application/json", `{"entryId":"1_abc","format":1}`, "alice")
 		recs := forwarded(e.emu.Records())
@@ -231,26 +233,38 @@ func TestKSReusedUntilShortlyBeforeExpiry(t *testing.T) {
 		}
 		return recs[0].KS
 	}
-	mints := 0
-	countMints := func() int { mints += e.emu.Calls("apptoken", "startsession"); return mints }
 	ks1 := used()
-	if countMints() != 1 {
-		t.Fatal("first request did not mint")
-	}
 	clk.advance(54 * time.Minute)
-	if ks := used(); ks != ks1 || countMints() != 1 {
+	if ks := used(); ks != ks1 || mints != 1 {
 		t.Fatalf("KS not reused 6 minutes before its expiry (mints %d)", mints)
 	}
-	clk.advance(2 * time.Minute) // 4 minutes before expiry: inside the 5m margin
-	ks2 := used()
-	if ks2 == ks1 || countMints() != 2 {
-		t.Fatalf("KS not replaced inside the margin (mints %d)", mints)
+	// 4 minutes before expiry: inside refresh_before. The request still gets
+	// the valid KS; a renewal runs in the background.
+	clk.advance(2 * time.Minute)
+	if ks := used(); ks != ks1 {
+		t.Fatal("the still-valid KS was not served during renewal")
+	}
+	var ks2 string
+	waitUntil(t, func() bool { ks2 = used(); return ks2 != ks1 })
+	if used(); mints != 2 {
+		t.Fatalf("%d mints, want 2", mints)
 	}
 	clk.advance(5 * time.Minute) // ks1 has now expired at Kaltura
 	if s, ok := e.emu.Lookup(ks1); !ok || s.Expiry > clk.Now().Unix() {
 		t.Fatalf("ks1 should have expired: %+v", s)
 	}
-	if ks := used(); ks != ks2 || countMints() != 2 {
+	if ks := used(); ks != ks2 || mints != 2 {
 		t.Fatal("ks2 not reused")
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -39,8 +40,13 @@ func init() {
 const (
 	DefaultServiceURL      = "https://www.kaltura.com"
 	DefaultExpiry          = 24 * time.Hour
-	DefaultExpiryMargin    = 5 * time.Minute
-	DefaultSessionTimeout  = 10 * time.Second
+	DefaultRefreshBefore   = 5 * time.Minute
+	DefaultSessionTimeout  = 5 * time.Second
+	DefaultMintTimeout     = 15 * time.Second
+	DefaultSessionRetries  = 2
+	DefaultFailureBackoff  = 2 * time.Second
+	DefaultConfigBackoff   = 10 * time.Second
+	DefaultMaxInspectSize  = 1 << 20
 	DefaultMaxSessions     = 100000
 	DefaultMaxBodySize     = 10 << 20
 	DefaultMaxUserIDLength = 256
@@ -83,11 +89,36 @@ type Handler struct {
 	Expiry caddy.Duration `json:"expiry,omitempty"`
 	// Widget used for the widget session. Default _<partner_id>.
 	WidgetID string `json:"widget_id,omitempty"`
-	// A cached KS is used until this long before it expires (or a quarter
-	// of its lifetime before, if shorter). Default 5m.
-	ExpiryMargin caddy.Duration `json:"expiry_margin,omitempty"`
-	// Timeout of one call to Kaltura's session API. Default 10s.
+	// A cached KS is renewed in the background from this long before it
+	// expires (or from 3/4 of its lifetime, if sooner), while requests keep
+	// using it. If renewal fails it is used until 30s before it expires
+	// (1/20 of its lifetime, if shorter), never after. Default 5m.
+	RefreshBefore caddy.Duration `json:"refresh_before,omitempty"`
+	// Renewals start up to this much earlier still, at random, so that
+	// users minted together do not renew together. Default refresh_before/2;
+	// -1 for none.
+	RefreshJitter caddy.Duration `json:"refresh_jitter,omitempty"`
+	// Timeout of one call to Kaltura's session API. Default 5s.
 	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
+	// Most time a request waits for a KS to be minted, retries included;
+	// then it gets a clear error. Default 15s.
+	MintTimeout caddy.Duration `json:"mint_timeout,omitempty"`
+	// Retries of a session call that failed for a temporary reason
+	// (network, timeout, 5xx, garbage), with exponential backoff and jitter
+	// inside mint_timeout. Default 2; -1 for none.
+	SessionRetries int `json:"session_retries,omitempty"`
+	// After a mint fails for a temporary reason, requests for the same user
+	// get the error without a new attempt for this long. Default 2s.
+	FailureBackoff caddy.Duration `json:"failure_backoff,omitempty"`
+	// After Kaltura rejects the credentials (INVALID_APP_TOKEN_HASH,
+	// APP_TOKEN_*), no session is attempted for any user for this long; then
+	// one attempt probes whether it is fixed. Default 10s: at most one
+	// attempt per 10s while the error lasts.
+	ConfigErrorBackoff caddy.Duration `json:"config_error_backoff,omitempty"`
+	// api_v3 responses up to this size are read for KS errors (evict, retry
+	// once, redact the KS from error messages); larger ones stream through.
+	// Default 1 MiB.
+	MaxInspectSize int `json:"max_inspect_size,omitempty"`
 	// Most cached sessions (users); the oldest make room. Default 100000.
 	MaxSessions int `json:"max_sessions,omitempty"`
 	// Most bytes of a request body read to place the KS (JSON, form, and
@@ -230,17 +261,47 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Expiry < caddy.Duration(time.Second) {
 		return fmt.Errorf("expiry: must be at least 1s, got %s", time.Duration(h.Expiry))
 	}
-	if h.ExpiryMargin == 0 {
-		h.ExpiryMargin = caddy.Duration(DefaultExpiryMargin)
+	if h.RefreshBefore == 0 {
+		h.RefreshBefore = caddy.Duration(DefaultRefreshBefore)
 	}
-	if h.ExpiryMargin < 0 {
-		return errors.New("expiry_margin: must not be negative")
+	if h.RefreshBefore < 0 {
+		return errors.New("refresh_before: must not be negative")
 	}
-	if h.SessionTimeout == 0 {
-		h.SessionTimeout = caddy.Duration(DefaultSessionTimeout)
+	if h.RefreshJitter == 0 {
+		h.RefreshJitter = h.RefreshBefore / 2
 	}
-	if h.SessionTimeout < 0 {
-		return errors.New("session_timeout: must not be negative")
+	if h.RefreshJitter < -1 {
+		return errors.New("refresh_jitter: must not be negative (-1 for none)")
+	}
+	durations := []struct {
+		name string
+		v    *caddy.Duration
+		def  time.Duration
+	}{
+		{"session_timeout", &h.SessionTimeout, DefaultSessionTimeout},
+		{"mint_timeout", &h.MintTimeout, DefaultMintTimeout},
+		{"failure_backoff", &h.FailureBackoff, DefaultFailureBackoff},
+		{"config_error_backoff", &h.ConfigErrorBackoff, DefaultConfigBackoff},
+	}
+	for _, d := range durations {
+		if *d.v == 0 {
+			*d.v = caddy.Duration(d.def)
+		}
+		if *d.v < 0 {
+			return fmt.Errorf("%s: must be positive", d.name)
+		}
+	}
+	if h.SessionRetries == 0 {
+		h.SessionRetries = DefaultSessionRetries
+	}
+	if h.SessionRetries < -1 || h.SessionRetries > 10 {
+		return errors.New("session_retries: must be between 0 and 10 (-1 for none)")
+	}
+	if h.MaxInspectSize == 0 {
+		h.MaxInspectSize = DefaultMaxInspectSize
+	}
+	if h.MaxInspectSize < 0 {
+		return errors.New("max_inspect_size: must be positive")
 	}
 	if h.MaxSessions == 0 {
 		h.MaxSessions = DefaultMaxSessions
@@ -283,16 +344,28 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	secretFP := sha256.Sum256([]byte(h.token))
 	identity := strings.Join([]string{h.ServiceURL, h.PartnerID, h.AppTokenID, hex.EncodeToString(secretFP[:]), h.HashType, h.WidgetID}, "\x00")
 	h.keyPrefix = identity + "\x00" + strconv.Itoa(h.sessionType) + "\x00" + strconv.FormatInt(int64(time.Duration(h.Expiry)/time.Second), 10)
-	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions) + "\x00" + time.Duration(h.ExpiryMargin).String()))
+	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions)))
 	h.poolKey = hex.EncodeToString(poolSum[:])
-	maxSessions, margin, mintTimeout := h.MaxSessions, time.Duration(h.ExpiryMargin), 3*time.Duration(h.SessionTimeout)
-	val, _, err := sessionPool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		return &sharedState{cache: cache.New(cache.Config{MaxEntries: maxSessions, Margin: margin, MintTimeout: mintTimeout, Now: now})}, nil
+	cacheCfg := cache.Config{
+		MaxEntries:    h.MaxSessions,
+		RefreshBefore: time.Duration(h.RefreshBefore),
+		Jitter:        time.Duration(h.RefreshJitter),
+		MintTimeout:   time.Duration(h.MintTimeout),
+		Errors:        h.errorPolicy,
+		Now:           now,
+	}
+	val, loaded, err := sessionPool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		return &sharedState{cache: cache.New(cacheCfg)}, nil
 	})
 	if err != nil {
 		return err
 	}
 	h.shared = val.(*sharedState)
+	if loaded {
+		// A reload with the same credentials: keep the cached sessions,
+		// take the new timings.
+		h.shared.cache.Reconfigure(cacheCfg)
+	}
 	return nil
 }
 
@@ -303,6 +376,48 @@ func (h *Handler) Cleanup() error {
 		return err
 	}
 	return nil
+}
+
+// errorPolicy says how long a failed mint is remembered: configuration
+// errors for every user (one probe per config_error_backoff), anything else
+// for the user that failed (failure_backoff).
+func (h *Handler) errorPolicy(err error) (time.Duration, bool) {
+	var se *kaltura.SessionError
+	if errors.Is(err, cache.ErrExpired) || (errors.As(err, &se) && se.Kind == kaltura.KindConfig) {
+		return time.Duration(h.ConfigErrorBackoff), true
+	}
+	return time.Duration(h.FailureBackoff), false
+}
+
+// mint obtains a session, retrying temporary failures with exponential
+// backoff and jitter while ctx (bounded by mint_timeout) allows.
+func (h *Handler) mint(ctx context.Context, req kaltura.SessionRequest) (cache.Entry, error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		s, err := h.client.StartSession(ctx, req)
+		if err == nil {
+			if c := h.logger.Check(zapcore.DebugLevel, "minted KS"); c != nil {
+				c.Write(zap.String("user", req.UserID), zap.String("ks_fp", kaltura.Fingerprint(s.KS)), zap.Time("expires", s.Expiry), zap.Int("attempt", attempt+1))
+			}
+			return cache.Entry{KS: s.KS, Expiry: s.Expiry}, nil
+		}
+		var se *kaltura.SessionError
+		if !errors.As(err, &se) || !se.Temporary() || attempt >= h.SessionRetries {
+			return cache.Entry{}, err
+		}
+		wait := backoff/2 + rand.N(backoff)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+100*time.Millisecond {
+			return cache.Entry{}, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return cache.Entry{}, err
+		}
+		backoff *= 2
+	}
 }
 
 // sessionPool keeps KS caches across config reloads.
@@ -371,30 +486,54 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	entry, outcome, err := h.shared.cache.Fetch(r.Context(), key, func(ctx context.Context) (cache.Entry, error) {
-		s, err := h.client.StartSession(ctx, kaltura.SessionRequest{
-			UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges,
-		})
-		if err != nil {
-			return cache.Entry{}, err
-		}
-		if c := h.logger.Check(zapcore.DebugLevel, "minted KS"); c != nil {
-			c.Write(zap.String("user", user), zap.String("ks_fp", kaltura.Fingerprint(s.KS)), zap.Time("expires", s.Expiry))
-		}
-		return cache.Entry{KS: s.KS, Expiry: s.Expiry}, nil
-	})
+	req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
+	mint := func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
+	entry, outcome, err := h.shared.cache.Fetch(r.Context(), key, mint)
 	if err != nil {
-		return h.sessionFailure(w, r, plan, err)
+		return h.sessionFailure(w, r, plan, err, outcome)
 	}
-	plan.Apply(r, entry.KS)
 	h.metrics.request(plan.Class, outcome.String())
 	repl.Set("http.kaltura_ks.cache", outcome.String())
-	repl.Set("http.kaltura_ks.ks_fingerprint", kaltura.Fingerprint(entry.KS))
-	if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
-		c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
-			zap.String("ks_fp", kaltura.Fingerprint(entry.KS)))
+	replayable := plan.Replayable(r)
+	for attempt := 0; ; attempt++ {
+		plan.Apply(r, entry.KS)
+		repl.Set("http.kaltura_ks.ks_fingerprint", kaltura.Fingerprint(entry.KS))
+		if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
+			c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
+				zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.Int("attempt", attempt+1))
+		}
+		in := newInspector(w, plan.Class, h.MaxInspectSize)
+		if err := next.ServeHTTP(in, r); err != nil || !in.held() {
+			return err
+		}
+		// The response may say the KS died early.
+		evict, retry, redacted := false, false, []byte(nil)
+		if plan.Class == kaltura.API {
+			body, ok := in.body()
+			if ok {
+				var v kaltura.Verdict
+				v, redacted = kaltura.InspectAPIResponse(body, entry.KS)
+				evict, retry = v.Evict(), v.NothingRan()
+			}
+		} else {
+			evict, retry = true, true // an extwidget KS error: nothing was served
+		}
+		if evict && h.shared.cache.Evict(key, entry.KS) {
+			h.metrics.request(plan.Class, "evicted")
+			if c := h.logger.Check(zapcore.InfoLevel, "Kaltura rejected an injected KS before its expiry; evicted"); c != nil {
+				c.Write(zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.String("class", plan.Class.String()))
+			}
+		}
+		if !evict || !retry || !replayable || attempt > 0 {
+			return in.release(redacted)
+		}
+		fresh, _, err := h.shared.cache.Fetch(r.Context(), key, mint)
+		if err != nil || fresh.KS == entry.KS {
+			return in.release(redacted)
+		}
+		h.metrics.request(plan.Class, "retried")
+		entry = fresh
 	}
-	return next.ServeHTTP(w, r)
 }
 
 func (h *Handler) checkUserID(user string) string {
@@ -426,7 +565,7 @@ func expandPrivileges(repl *caddy.Replacer, tmpl string) (string, error) {
 }
 
 // sessionFailure answers a request whose KS could not be obtained.
-func (h *Handler) sessionFailure(w http.ResponseWriter, r *http.Request, plan *kaltura.Plan, err error) error {
+func (h *Handler) sessionFailure(w http.ResponseWriter, r *http.Request, plan *kaltura.Plan, err error, outcome cache.Outcome) error {
 	var se *kaltura.SessionError
 	code, status, retry := "KS_PROXY_KALTURA_UNAVAILABLE", http.StatusServiceUnavailable, DefaultRetryAfter
 	kind, kcode, hint := kaltura.KindUnavailable, "TIMEOUT", "Kaltura did not answer in time"
@@ -437,7 +576,7 @@ func (h *Handler) sessionFailure(w http.ResponseWriter, r *http.Request, plan *k
 		h.metrics.request(plan.Class, "canceled")
 		return caddyhttp.Error(499, err)
 	case errors.Is(err, cache.ErrExpired):
-		kcode, hint = "KS_TOO_SHORT", "Kaltura returned a KS that expires within expiry_margin: lower expiry_margin or raise expiry and the app token's sessionDuration"
+		kcode, hint = "KS_TOO_SHORT", "Kaltura returned a KS that is about to expire: raise expiry and the app token's sessionDuration"
 		kind = kaltura.KindConfig
 	}
 	switch kind {
@@ -447,6 +586,9 @@ func (h *Handler) sessionFailure(w http.ResponseWriter, r *http.Request, plan *k
 		code, status, retry = "KS_PROXY_KALTURA_REJECTED", http.StatusBadGateway, 0
 	}
 	h.metrics.request(plan.Class, "failed")
+	if outcome == cache.Refused {
+		h.metrics.request(plan.Class, outcome.String())
+	}
 	if h.logLimiter.allow(kcode) {
 		msg := "could not obtain a Kaltura session"
 		fields := []zap.Field{zap.String("kaltura_error", kcode), zap.String("kind", kind.String()), zap.String("likely_cause", hint)}

@@ -1,0 +1,170 @@
+package caddymodule
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
+)
+
+// inspector sits between the handler chain and the client for requests that
+// carry an injected KS. It holds back a response that may say the KS died
+// (an api_v3 body of at most limit bytes, or an extwidget KS error header) so
+// the handler can evict the KS, retry, or redact the KS from the error;
+// anything else streams through untouched.
+type inspector struct {
+	w      http.ResponseWriter
+	class  kaltura.Class
+	limit  int
+	header http.Header
+	status int
+	buf    bytes.Buffer
+	mode   uint8
+}
+
+const (
+	undecided uint8 = iota
+	holding         // buffering: the handler decides what reaches the client
+	streaming       // passing through
+)
+
+func newInspector(w http.ResponseWriter, class kaltura.Class, limit int) *inspector {
+	return &inspector{w: w, class: class, limit: limit, header: w.Header().Clone()}
+}
+
+func (in *inspector) Header() http.Header {
+	if in.mode == streaming {
+		return in.w.Header()
+	}
+	return in.header
+}
+
+func (in *inspector) WriteHeader(status int) {
+	if in.mode != undecided {
+		if in.mode == streaming {
+			in.w.WriteHeader(status)
+		}
+		return
+	}
+	if status < 200 && status != http.StatusSwitchingProtocols {
+		// 1xx informational: pass on, decide on the final status.
+		in.copyHeader()
+		in.w.WriteHeader(status)
+		return
+	}
+	in.status = status
+	if in.shouldHold(status) {
+		in.mode = holding
+		return
+	}
+	in.stream()
+}
+
+func (in *inspector) shouldHold(status int) bool {
+	h := in.header
+	if in.class != kaltura.API {
+		return kaltura.ManifestKSError(h.Get("X-Kaltura"))
+	}
+	if status != http.StatusOK {
+		return false
+	}
+	if ce := h.Get("Content-Encoding"); ce != "" && ce != "gzip" && ce != "identity" {
+		return false
+	}
+	if cl := h.Get("Content-Length"); cl != "" {
+		if n, err := strconv.Atoi(cl); err != nil || n > in.limit {
+			return false
+		}
+	}
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	return mt == "application/json" || mt == "text/xml" || mt == "application/xml" ||
+		mt == "text/javascript" || mt == "application/javascript" || strings.HasSuffix(mt, "+json")
+}
+
+func (in *inspector) copyHeader() {
+	dst := in.w.Header()
+	for k := range dst {
+		if _, ok := in.header[k]; !ok {
+			delete(dst, k)
+		}
+	}
+	for k, v := range in.header {
+		dst[k] = v
+	}
+}
+
+func (in *inspector) stream() {
+	in.mode = streaming
+	in.copyHeader()
+	in.w.WriteHeader(in.status)
+}
+
+func (in *inspector) Write(p []byte) (int, error) {
+	if in.mode == undecided {
+		in.WriteHeader(http.StatusOK)
+	}
+	if in.mode == streaming {
+		return in.w.Write(p)
+	}
+	if in.class == kaltura.API && in.buf.Len()+len(p) > in.limit {
+		// Too large to be an error worth holding: let it through.
+		held := in.buf.Bytes()
+		in.stream()
+		if _, err := in.w.Write(held); err != nil {
+			return 0, err
+		}
+		in.buf = bytes.Buffer{}
+		return in.w.Write(p)
+	}
+	return in.buf.Write(p)
+}
+
+// Flush passes through once streaming; while holding there is nothing to flush.
+func (in *inspector) Flush() {
+	if in.mode == streaming {
+		_ = http.NewResponseController(in.w).Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (in *inspector) Unwrap() http.ResponseWriter { return in.w }
+
+// held reports whether the response is held back for the handler.
+func (in *inspector) held() bool { return in.mode == holding }
+
+// body returns the held body, decompressed if it was gzip (ok false if it
+// cannot be read).
+func (in *inspector) body() ([]byte, bool) {
+	b := in.buf.Bytes()
+	if in.header.Get("Content-Encoding") != "gzip" {
+		return b, true
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, false
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, int64(in.limit)+1))
+	if err != nil || len(out) > in.limit {
+		return nil, false
+	}
+	return out, true
+}
+
+// release writes the held response to the client; a non-nil replacement
+// body (already decompressed) replaces it.
+func (in *inspector) release(replacement []byte) error {
+	body := in.buf.Bytes()
+	if replacement != nil {
+		body = replacement
+		in.header.Del("Content-Encoding")
+		in.header.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	in.stream()
+	_, err := in.w.Write(body)
+	return err
+}
