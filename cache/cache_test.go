@@ -160,7 +160,9 @@ func TestShortLivedKSMargins(t *testing.T) {
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	c := New(Config{Jitter: -1, Now: clk.now})
 	defer c.Close()
-	short := func(context.Context) (Entry, error) { return Entry{KS: "short", Expiry: clk.now().Add(80 * time.Second)}, nil }
+	short := func(context.Context) (Entry, error) {
+		return Entry{KS: "short", Expiry: clk.now().Add(80 * time.Second)}, nil
+	}
 	ctx := context.Background()
 	c.Fetch(ctx, "s", short)
 	clk.add(59 * time.Second) // refresh from 3/4 of the lifetime (60s)

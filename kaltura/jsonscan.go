@@ -20,7 +20,8 @@ var errNotObject = errors.New("JSON body is not an object")
 
 // objectMembers scans the object starting at data[i] (after whitespace) and
 // returns its members and the offset just after it. data must be valid JSON
-// (checked once by the caller with json.Valid).
+// (checked once by the caller with json.Valid) for the members to be right;
+// on anything else it returns an error or wrong offsets, but never panics.
 func objectMembers(data []byte, i int) ([]member, int, error) {
 	i = skipWS(data, i)
 	if i >= len(data) || data[i] != '{' {
@@ -47,6 +48,9 @@ func objectMembers(data []byte, i int) ([]member, int, error) {
 		i = skipWS(data, i+1)
 		vs := i
 		i = skipValue(data, i)
+		if vs >= len(data) || i > len(data) {
+			return nil, i, errors.New("malformed JSON object")
+		}
 		ms = append(ms, member{key: key, keyStart: ks, keyEnd: ke, valStart: vs, valEnd: i,
 			isObject: data[vs] == '{', isString: data[vs] == '"'})
 		i = skipWS(data, i)
@@ -86,7 +90,7 @@ func skipString(data []byte, i int) int {
 			i++
 		}
 	}
-	return i
+	return len(data) // unterminated (only in invalid JSON)
 }
 
 func skipValue(data []byte, i int) int {

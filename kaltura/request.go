@@ -103,11 +103,11 @@ func Classify(method, escapedPath string) Class {
 		return PassThrough
 	}
 	p := escapedPath
-	if strings.HasPrefix(p, "/api_v3/") || p == "/api_v3" || strings.HasPrefix(p, "/api/") {
+	if strings.HasPrefix(p, "/api_v3/") || p == "/api_v3" || strings.HasPrefix(p, "/api/") || p == "/api" {
 		return API
 	}
-	if _, action, _, ok := widgetPath(p); ok {
-		switch strings.ToLower(action) {
+	if action, _, ok := widgetPath(p); ok {
+		switch action {
 		case "playmanifest":
 			return PlayManifest
 		case "thumbnail", "download", "raw":
@@ -117,50 +117,95 @@ func Classify(method, escapedPath string) Class {
 	return PassThrough
 }
 
-// widgetPath splits /p/<pid>[/sp/<sp>]/<action>/<rest> (or /s/p/…) and
-// returns the pid, the action, and the offset of the segment after action.
-func widgetPath(p string) (pid, action string, rest int, ok bool) {
-	off := 0
-	if strings.HasPrefix(p, "/s/p/") {
-		off = 2
+// widgetPath splits an extwidget URL as Kaltura's rewrite rules and front
+// controller read it: /p/<pid>[/sp/<sp>]/<action>/<rest>, /s/p/… (playManifest
+// only), and the rewrite targets /index.php/extwidget/<action>/… and
+// /extwidget/<action>/…. It returns the decoded, lowercased action and the
+// offset of the segment after it (len(p)+1 when there is none). Trailing
+// slashes do not count as segments.
+func widgetPath(p string) (action string, rest int, ok bool) {
+	if !strings.HasPrefix(p, "/") {
+		return "", 0, false
 	}
-	if !strings.HasPrefix(p[off:], "/p/") {
-		return "", "", 0, false
+	segs := strings.Split(p[1:], "/")
+	n := len(segs)
+	for n > 0 && segs[n-1] == "" {
+		n--
 	}
-	i := off + 3
-	next := func() (string, bool) {
-		if i > len(p) {
-			return "", false
+	i, short := 0, false
+	if n > 0 && segs[0] == "s" {
+		i, short = 1, true
+	}
+	switch {
+	case n > i+2 && segs[i] == "p":
+		i += 2
+		if n > i+2 && segs[i] == "sp" {
+			i += 2
 		}
-		j := strings.IndexByte(p[i:], '/')
-		var seg string
-		if j < 0 {
-			seg, i = p[i:], len(p)+1
+	case !short && n > 2 && segs[0] == "index.php" && segs[1] == "extwidget":
+		i = 2
+	case !short && n > 1 && segs[0] == "extwidget":
+		i = 1
+	default:
+		return "", 0, false
+	}
+	action = strings.ToLower(lenientUnescape(segs[i]))
+	if short && action != "playmanifest" {
+		return "", 0, false
+	}
+	rest = 1
+	for _, s := range segs[:i+1] {
+		rest += len(s) + 1
+	}
+	return action, rest, true
+}
+
+// lenientUnescape decodes the valid %XX escapes of s and keeps the others,
+// like PHP's rawurldecode.
+func lenientUnescape(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// phpVarBase returns the variable a query or form parameter name registers
+// in PHP ($_GET, $_POST): leading spaces dropped, "a[b]" registers "a", and
+// an unmatched '[' (as well as ' ' and '.') becomes '_'.
+func phpVarBase(name string) string {
+	name = strings.TrimLeft(name, " ")
+	base := name
+	if i := strings.IndexByte(name, '['); i > 0 {
+		if strings.IndexByte(name[i:], ']') > 0 {
+			base = name[:i]
 		} else {
-			seg, i = p[i:i+j], i+j+1
-		}
-		return seg, true
-	}
-	pid, ok = next()
-	if !ok || pid == "" {
-		return "", "", 0, false
-	}
-	action, ok = next()
-	if !ok {
-		return "", "", 0, false
-	}
-	if action == "sp" {
-		if _, ok = next(); !ok {
-			return "", "", 0, false
-		}
-		if action, ok = next(); !ok {
-			return "", "", 0, false
+			base = name[:i] + "_" + name[i+1:]
 		}
 	}
-	if action == "" {
-		return "", "", 0, false
-	}
-	return pid, action, i, true
+	return strings.NewReplacer(" ", "_", ".", "_").Replace(base)
 }
 
 // Prepare parses r (reading its body when the KS or the call's identity may
@@ -205,6 +250,9 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		r.URL.ForceQuery = false
 	}
 	r.RequestURI = r.URL.RequestURI()
+	if pl.body == nil && pl.bodyRead != nil {
+		setBody(r, pl.bodyRead) // again, for a retry
+	}
 	if pl.body != nil {
 		qks := quoteJSON(ks)
 		n := 0
@@ -221,6 +269,12 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		}
 		setBody(r, buf)
 	}
+}
+
+// Replayable reports whether r can be sent again after a first attempt:
+// its body, if any, was read (and kept) by Prepare.
+func (pl *Plan) Replayable(r *http.Request) bool {
+	return pl.body != nil || pl.bodyRead != nil || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 }
 
 func setEscapedPath(u *url.URL, ep string) {
@@ -888,22 +942,17 @@ func buildMultipart(parts []mpPart, boundary string, v *view) ([][]byte, error) 
 // ---- extwidget: playManifest, thumbnail, download, raw ----
 
 func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
-	_, _, rest, _ := widgetPath(ep)
+	_, rest, _ := widgetPath(ep)
 	var segs []string
 	if rest < len(ep) {
 		segs = strings.Split(ep[rest:], "/")
 	}
 	qtoks := splitTokens(r.URL.RawQuery)
-	// A kt URL token makes Kaltura ignore any KS: nothing to inject.
-	for i := 0; i+1 < len(segs); i += 2 {
-		if segs[i] == "kt" {
-			return nil
-		}
-	}
-	for _, t := range qtoks {
-		if first, _ := paramName(t.name); first == "kt" {
-			return nil
-		}
+	// A kt URL token makes playManifest ignore any KS: nothing to inject.
+	// (thumbnail, download and raw have no such rule.) Only a kt Kaltura
+	// surely reads counts: anything else gets the KS injected, which is safe.
+	if pl.Class == PlayManifest && hasKT(segs, qtoks) {
+		return nil
 	}
 	pl.Disposition = Inject
 	kept := make([]string, 0, len(segs)+2)
@@ -966,4 +1015,35 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 		}
 	}
 	return nil
+}
+
+// hasKT reports whether playManifest sees a kt URL token: a path pair (the
+// path read as key/value pairs after dropping trailing slashes and a final
+// file name) or a query parameter named kt.
+func hasKT(segs []string, qtoks []token) bool {
+	n := len(segs)
+	for n > 0 && segs[n-1] == "" {
+		n--
+	}
+	for i := 0; i+1 < n; i += 2 {
+		if lenientUnescape(segs[i]) == "kt" {
+			return true
+		}
+	}
+	for _, t := range qtoks {
+		if phpVarBase(phpQueryUnescape(t.raw, true)) == "kt" {
+			return true
+		}
+	}
+	return false
+}
+
+// phpQueryUnescape decodes the name (or, with name false, the value) of a
+// raw query token like PHP's urldecode: '+' is a space, invalid escapes stay.
+func phpQueryUnescape(raw string, name bool) string {
+	k, v, _ := strings.Cut(raw, "=")
+	if !name {
+		k = v
+	}
+	return lenientUnescape(strings.ReplaceAll(k, "+", " "))
 }
