@@ -27,11 +27,12 @@ const (
 )
 
 var (
-	tmpDir     string
-	caddyLog   string // Caddy's own log (DEBUG), ours included
-	accessLog  string // the site's access log at default settings
-	seenMu     sync.Mutex
-	seenBodies bytes.Buffer // every response the tests received
+	tmpDir      string
+	caddyLog    string // Caddy's own log (DEBUG), ours included
+	accessLog   string // the site's access log at default settings
+	filteredLog string // DEBUG without reverse_proxy
+	seenMu      sync.Mutex
+	seenBodies  bytes.Buffer // every response the tests received
 
 	injectedMu sync.Mutex
 	injectedKS = map[string]bool{}
@@ -50,6 +51,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("TEST_KALTURA_APP_TOKEN", testToken)
 	caddyLog = filepath.Join(tmpDir, "caddy.log")
 	accessLog = filepath.Join(tmpDir, "access.log")
+	filteredLog = filepath.Join(tmpDir, "filtered.log")
 	code := m.Run()
 	if code == 0 && !testing.Short() {
 		// The appToken token must appear in no log line and no response.
@@ -135,9 +137,11 @@ func (e *env) load(extra string) {
 }
 
 // loadSite loads a config whose site block holds body.
-func (e *env) loadSite(body string) {
+func (e *env) loadSite(body string) { e.loadSiteGrace(body, "1ns") }
+
+func (e *env) loadSiteGrace(body, grace string) {
 	e.t.Helper()
-	e.tc.InitServer(globalOptions()+`
+	e.tc.InitServer(globalOptionsGrace(grace)+`
 http://localhost:9080 {
 	log {
 		output file `+accessLog+`
@@ -150,18 +154,30 @@ http://localhost:9080 {
 	}
 }
 
-func globalOptions() string {
+func globalOptions() string { return globalOptionsGrace("1ns") }
+
+// globalOptionsGrace is the test configs' global block. Besides Caddy's
+// default log (DEBUG, which shows reverse_proxy's upstream requests), it
+// writes a second DEBUG log without reverse_proxy's lines: the filter the
+// README recommends.
+func globalOptionsGrace(grace string) string {
 	return `{
 	skip_install_trust
 	admin localhost:2999
 	http_port 9080
 	https_port 9443
-	grace_period 1ns
+	grace_period ` + grace + `
 	default_bind 127.0.0.1
 	log {
 		output file ` + caddyLog + `
 		level DEBUG
 		format json
+	}
+	log filtered {
+		output file ` + filteredLog + `
+		level DEBUG
+		format json
+		exclude http.handlers.reverse_proxy
 	}
 }
 `
