@@ -70,6 +70,11 @@ type Cache struct {
 	failures map[string]failure // per key, briefly
 	global   failure            // a configuration error: no mints until it lapses
 	probing  bool               // one mint is testing whether the global error is over
+	// The very first mint runs alone: until it is over, other misses wait
+	// for it, so that a misconfiguration costs Kaltura one call, not one per
+	// concurrent new user.
+	gateOpen bool
+	gate     chan struct{}
 
 	refreshes atomic.Int64
 
@@ -83,9 +88,10 @@ type failure struct {
 }
 
 type call struct {
-	done chan struct{}
-	e    Entry
-	err  error
+	done  chan struct{}
+	e     Entry
+	err   error
+	first bool // the gate's mint
 }
 
 // item is what is stored: the entry, when to renew it, and when to stop
@@ -262,7 +268,20 @@ func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context
 			c.mu.Unlock()
 			return Entry{}, Refused, err
 		}
+		if !c.gateOpen && c.gate != nil {
+			gate := c.gate
+			c.mu.Unlock()
+			select {
+			case <-gate:
+				return c.Fetch(ctx, key, mint)
+			case <-ctx.Done():
+				return Entry{}, Minted, ctx.Err()
+			}
+		}
 		cl = c.start(key, mint)
+		if !c.gateOpen {
+			c.gate, cl.first = make(chan struct{}), true
+		}
 	}
 	c.mu.Unlock()
 	outcome := Minted
@@ -365,6 +384,10 @@ func (c *Cache) run(key string, cl *call, mint func(context.Context) (Entry, err
 	}
 	delete(c.inflight, key)
 	cl.e, cl.err = e, err
+	if cl.first {
+		c.gateOpen = true
+		close(c.gate)
+	}
 	c.mu.Unlock()
 	close(cl.done)
 }

@@ -272,6 +272,64 @@ func TestFailuresRemembered(t *testing.T) {
 	}
 }
 
+func TestFirstMintRunsAlone(t *testing.T) {
+	errCfg := errors.New("INVALID_APP_TOKEN_HASH")
+	var calls atomic.Int32
+	c := New(Config{Errors: func(error) (time.Duration, bool) { return time.Minute, true }})
+	defer c.Close()
+	release := make(chan struct{})
+	mint := func(context.Context) (Entry, error) {
+		calls.Add(1)
+		<-release
+		return Entry{}, errCfg
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if _, _, err := c.Fetch(context.Background(), fmt.Sprint(i), mint); err != errCfg {
+				t.Errorf("%d: %v", i, err)
+			}
+		}(i)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Fatalf("%d calls for 50 concurrent new users with a configuration error, want 1", calls.Load())
+	}
+	// Once a mint is over, new users mint in parallel.
+	var inflight, peak atomic.Int32
+	c2 := New(Config{})
+	defer c2.Close()
+	c2.Fetch(context.Background(), "first", func(context.Context) (Entry, error) {
+		return Entry{KS: "x", Expiry: time.Now().Add(time.Hour)}, nil
+	})
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c2.Fetch(context.Background(), fmt.Sprint(i), func(context.Context) (Entry, error) {
+				n := inflight.Add(1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+				inflight.Add(-1)
+				return Entry{KS: "y", Expiry: time.Now().Add(time.Hour)}, nil
+			})
+		}(i)
+	}
+	wg.Wait()
+	if peak.Load() < 5 {
+		t.Fatalf("mints after the first ran %d at a time", peak.Load())
+	}
+}
+
 func TestEvictOnlyTheInjectedKS(t *testing.T) {
 	c := New(Config{})
 	defer c.Close()
