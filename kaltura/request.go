@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -295,6 +296,23 @@ func setBody(r *http.Request, b []byte) {
 	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
 }
 
+// bodyType returns the media type of a request body and its parameters.
+// PHP fills $_POST for a form or multipart body by matching the Content-Type
+// lowercased and cut at the first ';', ',' or ' ' (main/SAPI.c), which
+// mime.ParseMediaType does not always agree with.
+func bodyType(ct string) (string, map[string]string) {
+	mt, params, _ := mime.ParseMediaType(ct)
+	php := strings.ToLower(ct)
+	if i := strings.IndexAny(php, ";, "); i >= 0 {
+		php = php[:i]
+	}
+	switch php {
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+		mt = php
+	}
+	return mt, params
+}
+
 // readBody reads r's body up to max bytes and puts an identical copy back.
 func readBody(r *http.Request, max int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
@@ -338,15 +356,30 @@ func paramName(name string) (first, second string) {
 	return first, ""
 }
 
-// ksParam reports whether a parameter name addresses a KS: the top-level
-// "ks" (sub == noSub) or a sub-request's "N:ks".
-func ksParam(name string) (sub int, ok bool) {
-	first, second := paramName(name)
-	if first == "ks" {
-		return noSub, true
+// rawParamName splits a parameter name that PHP does not register as a
+// variable (a JSON key, a path name) as Kaltura nests it: at ':' only, with
+// no trimming and no brackets.
+func rawParamName(name string) (first, second string) {
+	first, rest, ok := strings.Cut(name, ":")
+	if !ok {
+		return name, ""
 	}
-	if n, isSub := subIndex(first); isSub && second == "ks" {
-		return n, true
+	second, _, _ = strings.Cut(rest, ":")
+	return first, second
+}
+
+// ksParam reports whether a parameter name addresses a KS: the top-level
+// "ks" (sub == noSub) or a sub-request's "N:ks". It accepts the name read
+// either way (paramName or rawParamName): removing a KS too many is safe.
+func ksParam(name string) (sub int, ok bool) {
+	for _, split := range []func(string) (string, string){paramName, rawParamName} {
+		first, second := split(name)
+		if first == "ks" {
+			return noSub, true
+		}
+		if n, isSub := subIndex(first); isSub && second == "ks" {
+			return n, true
+		}
 	}
 	return 0, false
 }
@@ -362,11 +395,13 @@ const (
 type field struct {
 	v   string
 	src int
+	n   int // times named, winning or not
 }
 
 // set applies PHP's precedence: a higher source wins; within one source the
 // path keeps its first occurrence, query and body their last.
 func (f *field) set(v string, src int) {
+	f.n++
 	if src > f.src || (src == f.src && src != srcPath) {
 		f.v, f.src = v, src
 	}
@@ -377,6 +412,28 @@ type subInfo struct{ service, action field }
 type view struct {
 	service, action, format, callback field
 	subs                              map[int]*subInfo
+	// badIndex is a parameter name whose first element Kaltura's
+	// multirequest takes as a sub-request index (PHP is_numeric + intval)
+	// but subIndex does not: "01", "+1", " 1", "1.0", "1e0", a huge number.
+	badIndex string
+}
+
+// checkIndex flags a parameter name whose first element is a sub-request
+// index for Kaltura but not for subIndex. The first element is taken both
+// as PHP registers query and form names (paramName) and as is (JSON keys
+// and path names are not trimmed).
+func (v *view) checkIndex(name, first string) {
+	raw := name
+	if i := strings.IndexAny(raw, ":["); i >= 0 {
+		raw = raw[:i]
+	}
+	for _, f := range []string{first, raw} {
+		if v.badIndex == "" && phpNumeric(f) {
+			if _, ok := subIndex(f); !ok {
+				v.badIndex = name
+			}
+		}
+	}
 }
 
 func (v *view) sub(n int) *subInfo {
@@ -391,9 +448,21 @@ func (v *view) sub(n int) *subInfo {
 	return s
 }
 
-// note records a scalar parameter in the merged view.
+// note records a scalar query, form or multipart parameter (a name PHP
+// registers as a variable) in the merged view.
 func (v *view) note(name, value string, src int) {
 	first, second := paramName(name)
+	v.noteSplit(name, first, second, value, src)
+}
+
+// noteRaw records a JSON member or a path pair in the merged view.
+func (v *view) noteRaw(name, value string, src int) {
+	first, second := rawParamName(name)
+	v.noteSplit(name, first, second, value, src)
+}
+
+func (v *view) noteSplit(name, first, second, value string, src int) {
+	v.checkIndex(name, first)
 	if second == "" {
 		switch first {
 		case "service":
@@ -418,13 +487,16 @@ func (v *view) note(name, value string, src int) {
 }
 
 // keepKS reports whether sub-request n keeps the client's own KS: only an
-// appToken.startSession, whose hash is bound to its own KS.
+// appToken.startSession, whose hash is bound to its own KS, and only when
+// its service and action are each named once. (Where a nested "N":{…} and
+// flat N:service meet, which one Kaltura uses depends on parameter order.)
 func (v *view) keepKS(n int) bool {
 	if n == noSub {
 		return false
 	}
 	s := v.subs[n]
-	return s != nil && strings.EqualFold(s.service.v, "apptoken") && strings.EqualFold(s.action.v, "startsession")
+	return s != nil && s.service.n == 1 && s.action.n == 1 &&
+		strings.EqualFold(s.service.v, "apptoken") && strings.EqualFold(s.action.v, "startsession")
 }
 
 // executed counts the sub-requests Kaltura would run: from min(1, smallest
@@ -460,6 +532,29 @@ func apiPrefixLen(p string) int {
 	return len(p)
 }
 
+// apiPathPairs reads an api_v3 path as infraRequestUtils::getRequestParams
+// does: array_diff(explode('/', PHP_SELF), explode('/', SCRIPT_NAME)) drops
+// every "", "api_v3" and "index.php" segment wherever it is, and the rest is
+// read as key/value pairs while the key is truthy (not "0"). It returns the
+// indexes of the segments left and how many of them are read.
+func apiPathPairs(segs []string) (live []int, stop int) {
+	for i, sg := range segs {
+		switch lenientUnescape(sg) {
+		case "", "api_v3", "index.php":
+		default:
+			live = append(live, i)
+		}
+	}
+	stop = len(live)
+	for j := 0; j < len(live); j += 2 {
+		if lenientUnescape(segs[live[j]]) == "0" {
+			stop = j
+			break
+		}
+	}
+	return live, stop
+}
+
 type seg struct {
 	raw  string
 	name string // decoded key for a key segment
@@ -482,11 +577,9 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	if pre < len(ep) {
 		segs = strings.Split(ep[pre:], "/")
 	}
-	for i := 0; i+1 < len(segs); i += 2 {
-		if name, err := url.PathUnescape(segs[i]); err == nil {
-			val, _ := url.PathUnescape(segs[i+1])
-			v.note(name, val, srcPath)
-		}
+	live, stop := apiPathPairs(segs)
+	for j := 0; j+1 < stop; j += 2 {
+		v.noteRaw(lenientUnescape(segs[live[j]]), lenientUnescape(segs[live[j+1]]), srcPath)
 	}
 	// Query tokens.
 	qtoks := splitTokens(r.URL.RawQuery)
@@ -497,7 +590,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	}
 	// The body, where the server may read parameters from it.
 	ct := r.Header.Get("Content-Type")
-	mt, params, _ := mime.ParseMediaType(ct)
+	mt, params := bodyType(ct)
 	var (
 		jsonDoc  []byte
 		jsonMs   []member
@@ -541,9 +634,10 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 		case mt == "multipart/form-data":
 			// A single call takes its KS from the query, which beats any
 			// multipart field: stream the body (an upload) untouched. Only
-			// a multirequest, or a call whose identity is in the body, needs
-			// the body parsed.
-			if v.service.src != 0 && v.service.v != "multirequest" {
+			// a multirequest, or a call whose identity (service or action:
+			// it could be a session.end) is in the body, needs the body
+			// parsed.
+			if v.service.src != 0 && v.action.src != 0 && v.service.v != "multirequest" {
 				break
 			}
 			b, err := readBody(r, maxBody)
@@ -567,6 +661,9 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 		return badRequest("more than %d sub-requests", MaxSubRequests)
 	}
 	if pl.Multirequest {
+		if v.badIndex != "" {
+			return badRequest("multirequest parameter %q: sub-request indexes must be plain integers (0, 1, 2, …)", v.badIndex)
+		}
 		pl.SubRequests = v.executed()
 		for _, s := range v.subs {
 			if strings.EqualFold(s.service.v, "session") && strings.EqualFold(s.action.v, "end") {
@@ -586,23 +683,28 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	}
 	pl.Disposition = Inject
 
-	// Path: drop every ks pair (path beats query, so a client KS there would win).
+	// Path: drop every ks pair (path beats query, so a client KS there would
+	// win), and a trailing ks key without a value (Kaltura reads it as null,
+	// which would unset our query KS). Pairs past the stop key are dropped
+	// too: it does no harm.
 	if len(segs) > 0 {
-		kept := make([]string, 0, len(segs))
-		for i := 0; i < len(segs); i += 2 {
-			if i+1 < len(segs) {
-				if name, err := url.PathUnescape(segs[i]); err == nil {
-					if sub, ok := ksParam(name); ok && !v.keepKS(sub) {
-						pl.pathEdited = true
-						continue
-					}
+		drop := make([]bool, len(segs))
+		for j := 0; j < len(live); j += 2 {
+			if sub, ok := ksParam(lenientUnescape(segs[live[j]])); ok && !v.keepKS(sub) {
+				drop[live[j]] = true
+				if j+1 < len(live) {
+					drop[live[j+1]] = true
 				}
-				kept = append(kept, segs[i], segs[i+1])
-			} else {
-				kept = append(kept, segs[i])
+				pl.pathEdited = true
 			}
 		}
 		if pl.pathEdited {
+			kept := make([]string, 0, len(segs))
+			for i, sg := range segs {
+				if !drop[i] {
+					kept = append(kept, sg)
+				}
+			}
 			pl.path = ep[:pre] + strings.Join(kept, "/")
 		}
 	}
@@ -722,7 +824,10 @@ func jsonDepth(b []byte) int {
 func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
 	for _, m := range ms {
 		if !m.isObject {
-			v.note(m.key, scalar(b, m), srcBody)
+			v.noteRaw(m.key, scalar(b, m), srcBody)
+		} else {
+			first, _ := rawParamName(m.key)
+			v.checkIndex(m.key, first)
 		}
 	}
 	for n, sm := range subs {
@@ -759,12 +864,9 @@ func jsonPieces(b []byte, ms []member, subs map[int][]member, v *view) [][]byte 
 	if len(holes) == 0 {
 		return nil
 	}
-	// Sort by offset (few holes: insertion sort).
-	for i := 1; i < len(holes); i++ {
-		for j := i; j > 0 && holes[j].s < holes[j-1].s; j-- {
-			holes[j], holes[j-1] = holes[j-1], holes[j]
-		}
-	}
+	// Sort by offset (sub-request holes come in map order; a 1 MiB body can
+	// hold ~100k flat "N:ks" members, so no insertion sort).
+	slices.SortFunc(holes, func(a, b span) int { return a.s - b.s })
 	pieces := make([][]byte, 0, len(holes)+1)
 	prev := 0
 	for _, h := range holes {
@@ -789,18 +891,57 @@ func splitTokens(raw string) []token {
 	for raw != "" {
 		var t string
 		t, raw, _ = strings.Cut(raw, "&")
-		k, val, _ := strings.Cut(t, "=")
-		name, err := url.QueryUnescape(k)
-		if err != nil {
-			name = k
-		}
-		value, err := url.QueryUnescape(val)
-		if err != nil {
-			value = val
-		}
-		toks = append(toks, token{raw: t, name: name, value: value})
+		toks = append(toks, token{raw: t, name: phpName(phpQueryUnescape(t, true)), value: phpQueryUnescape(t, false)})
 	}
 	return toks
+}
+
+// phpName is a parameter name as PHP registers it ($_GET, $_POST): a C
+// string, so a NUL byte ends it ("ks%00x" is "ks").
+func phpName(name string) string {
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// phpNumeric is PHP 8's is_numeric for a string: optional surrounding
+// whitespace, a sign, digits with an optional fraction, an optional exponent.
+func phpNumeric(s string) bool {
+	s = strings.Trim(s, " \t\n\r\v\f")
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		s = s[1:]
+	}
+	digits := func() int {
+		n := 0
+		for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+			n++
+		}
+		return n
+	}
+	n := digits()
+	s = s[n:]
+	if s != "" && s[0] == '.' {
+		s = s[1:]
+		m := digits()
+		s = s[m:]
+		n += m
+	}
+	if n == 0 {
+		return false
+	}
+	if s != "" && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s != "" && (s[0] == '+' || s[0] == '-') {
+			s = s[1:]
+		}
+		m := digits()
+		if m == 0 {
+			return false
+		}
+		s = s[m:]
+	}
+	return s == ""
 }
 
 // dropKSTokens returns raw without the tokens that carry a client KS, every
@@ -847,6 +988,7 @@ func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
 	}
 	mr := multipart.NewReader(bytes.NewReader(b), boundary)
 	var parts []mpPart
+	jsonParts := 0
 	for {
 		p, err := mr.NextRawPart()
 		if errors.Is(err, io.EOF) {
@@ -859,9 +1001,31 @@ func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
 		if err != nil {
 			return nil, badRequest("malformed multipart body")
 		}
-		mp := mpPart{header: p.Header, name: p.FormName(), file: p.FileName() != "", data: data}
-		if mp.name == "json" && !mp.file {
-			if ms, subs, err := scanJSONParams(bytes.TrimSpace(data)); err == nil {
+		// PHP's rfc1867 parser takes the name= and filename= parameters
+		// (case-insensitively) whatever the disposition type, where
+		// FormName insists on "form-data".
+		mp := mpPart{header: p.Header, data: data}
+		if cd := p.Header.Get("Content-Disposition"); cd != "" {
+			_, cdp, err := mime.ParseMediaType(cd)
+			if err != nil {
+				return nil, badRequest("malformed multipart part header")
+			}
+			_, mp.file = cdp["filename"]
+			mp.name = phpName(cdp["name"])
+		}
+		if !mp.file && phpVarBase(mp.name) == "json" {
+			// $_POST['json']: the last such field, decoded by json_decode
+			// (which takes any valid UTF-8 JSON). Refuse what PHP would
+			// decode but the scanner cannot place every KS in.
+			if jsonParts++; jsonParts > 1 || mp.name != "json" {
+				return nil, badRequest("multipart body with more than one json field, or one named %q", mp.name)
+			}
+			t := bytes.TrimSpace(data)
+			ms, subs, err := scanJSONParams(t)
+			if err != nil && json.Valid(t) && utf8.Valid(t) {
+				return nil, badRequest("multipart json field: %s", err.Error())
+			}
+			if err == nil {
 				off := len(data) - len(bytes.TrimLeft(data, " \t\r\n"))
 				for i := range ms {
 					ms[i].valStart += off
@@ -958,7 +1122,7 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 	kept := make([]string, 0, len(segs)+2)
 	for i := 0; i < len(segs); i += 2 {
 		if i+1 < len(segs) {
-			if name, err := url.PathUnescape(segs[i]); err == nil && name == "ks" {
+			if lenientUnescape(segs[i]) == "ks" {
 				continue
 			}
 			kept = append(kept, segs[i], segs[i+1])
@@ -984,7 +1148,7 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 	pl.queryEdit = pl.query != r.URL.RawQuery
 	// thumbnail/download/raw read POST before the path: remove a form KS.
 	if pl.Class == Asset && r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		mt, params := bodyType(r.Header.Get("Content-Type"))
 		switch mt {
 		case "application/x-www-form-urlencoded":
 			b, err := readBody(r, maxBody)

@@ -1,6 +1,8 @@
 package kalturatest
 
 import (
+	"errors"
+	"math"
 	"net/http"
 	"regexp"
 	"sort"
@@ -53,19 +55,44 @@ func apiParams(r *http.Request) (sources, map[string]any) {
 	default:
 		rest = strings.TrimPrefix(p, "/api")
 	}
-	rest = strings.Trim(rest, "/")
-	var segs []string
-	if rest != "" {
-		segs = strings.Split(rest, "/")
-	}
 	br := readBody(r)
 	src := sources{
-		path:  nestColons(pathPairs(segs)),
+		path:  nestColons(apiPathParams(rest)),
 		query: nestColons(queryParams(r.URL)),
 		body:  nestColons(mergeReplace(br.post, br.files)),
 	}
 	merged := mergeReplace(src.body, mergeReplace(src.query, src.path))
 	return src, merged
+}
+
+// apiPathParams reads the path after the script as
+// infraRequestUtils::getRequestParams does:
+//
+//	$pathParts = array_diff(explode('/', $_SERVER['PHP_SELF']), explode('/', $_SERVER['SCRIPT_NAME']));
+//	while (current($pathParts)) { $key = each(...); $value = each(...); first key wins }
+//
+// so every "", "api_v3" and "index.php" segment is dropped wherever it is
+// (PHP_SELF is decoded), and reading stops at a falsy key ("0"). A trailing
+// key without a value is ignored.
+func apiPathParams(rest string) map[string]any {
+	var segs []string
+	for _, sg := range strings.Split(rest, "/") {
+		switch d := rawURLDecode(sg); d {
+		case "", "api_v3", "index.php":
+		default:
+			segs = append(segs, d)
+		}
+	}
+	m := map[string]any{}
+	for i := 0; i+1 < len(segs); i += 2 {
+		if segs[i] == "0" {
+			break
+		}
+		if _, dup := m[segs[i]]; !dup {
+			m[segs[i]] = segs[i+1]
+		}
+	}
+	return m
 }
 
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
@@ -159,15 +186,26 @@ func (e *Emulator) serveMulti(w http.ResponseWriter, r *http.Request, src source
 	reqs := map[int]map[string]any{}
 	keyOf := map[int]string{}
 	start, end := 1, 1
-	for k, v := range merged {
-		i, err := strconv.Atoi(k)
-		if err != nil {
+	keys := make([]string, 0, len(merged))
+	for k := range merged {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // deterministic when several keys name one index
+	for _, k := range keys {
+		v := merged[k]
+		// handleMultiRequest: is_numeric($paramName) => intval, so "01",
+		// " 1" and "1.0" are sub-request 1 too.
+		i, ok := phpIntval(k)
+		if !ok {
 			common[k] = v
 			continue
 		}
 		m, _ := v.(map[string]any)
 		if m == nil {
 			m = map[string]any{}
+		}
+		if old, dup := reqs[i]; dup {
+			m = mergeReplace(old, m)
 		}
 		reqs[i], keyOf[i] = m, k
 		start, end = min(start, i), max(end, i)
@@ -594,4 +632,28 @@ func echoObj(m map[string]any) obj {
 		o = append(o, kv{k, m[k]})
 	}
 	return o
+}
+
+// phpIntval is intval($s) for a string PHP's is_numeric accepts (PHP 8:
+// surrounding whitespace, sign, fraction, exponent); ok is false otherwise.
+func phpIntval(s string) (int, bool) {
+	t := strings.Trim(s, " \t\n\r\v\f")
+	if t == "" || strings.ContainsAny(t, "xXpP_") || strings.EqualFold(strings.TrimLeft(t, "+-"), "inf") ||
+		strings.EqualFold(strings.TrimLeft(t, "+-"), "infinity") || strings.EqualFold(strings.TrimLeft(t, "+-"), "nan") {
+		return 0, false
+	}
+	if i, err := strconv.Atoi(t); err == nil {
+		return i, true
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, false
+	}
+	switch {
+	case f >= math.MaxInt64:
+		return math.MaxInt64, true
+	case f <= math.MinInt64:
+		return math.MinInt64, true
+	}
+	return int(f), true
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 const maxBody = 64 << 20
@@ -84,6 +85,9 @@ func phpParseQuery(s string, m map[string]any) {
 // phpSetVar registers name=value the way php_register_variable_ex does.
 func phpSetVar(m map[string]any, name string, value any) {
 	name = strings.TrimLeft(name, " ")
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i] // the name is a C string (strlen)
+	}
 	if name == "" {
 		return
 	}
@@ -264,6 +268,9 @@ func copyMap(m map[string]any) map[string]any {
 // decodeJSONObject is json_decode(s, true) restricted to a non-empty object
 // (PHP treats an empty array as false).
 func decodeJSONObject(s []byte) map[string]any {
+	if !utf8.Valid(s) {
+		return nil // json_decode fails on invalid UTF-8 (JSON_ERROR_UTF8)
+	}
 	dec := json.NewDecoder(bytes.NewReader(s))
 	dec.UseNumber()
 	var v any
@@ -299,7 +306,13 @@ func readBody(r *http.Request) bodyResult {
 	}
 	ct := r.Header.Get("Content-Type")
 	lct := strings.ToLower(ct)
-	mt, mparams, _ := mime.ParseMediaType(ct)
+	_, mparams, _ := mime.ParseMediaType(ct)
+	// PHP's SAPI matches the content type lowercased and cut at the first
+	// ';', ',' or ' ' to decide whether to fill $_POST.
+	mt := lct
+	if i := strings.IndexAny(mt, ";, "); i >= 0 {
+		mt = mt[:i]
+	}
 	switch {
 	case lct == "application/json":
 		b, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
@@ -316,7 +329,7 @@ func readBody(r *http.Request) bodyResult {
 	case mt == "application/x-www-form-urlencoded":
 		b, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
 		phpParseQuery(string(b), res.form)
-	case strings.HasPrefix(lct, "multipart/form-data") && mparams["boundary"] != "":
+	case mt == "multipart/form-data" && mparams["boundary"] != "":
 		mr := multipart.NewReader(r.Body, mparams["boundary"])
 		for {
 			part, err := mr.NextPart()
