@@ -495,14 +495,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.metrics.request(plan.Class, outcome.String())
 	repl.Set("http.kaltura_ks.cache", outcome.String())
 	replayable := plan.Replayable(r)
+	injected := &entry.KS
+	repl.Map(func(key string) (any, bool) {
+		if key == "http.kaltura_ks.ks_fingerprint" {
+			return kaltura.Fingerprint(*injected), true
+		}
+		return nil, false
+	})
+	var in *inspector
 	for attempt := 0; ; attempt++ {
 		plan.Apply(r, entry.KS)
-		repl.Set("http.kaltura_ks.ks_fingerprint", kaltura.Fingerprint(entry.KS))
 		if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
 			c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
 				zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.Int("attempt", attempt+1))
 		}
-		in := newInspector(w, plan.Class, h.MaxInspectSize)
+		if in == nil {
+			in = newInspector(w, plan.Class, h.MaxInspectSize)
+		} else {
+			in.restart()
+			in = newInspector(w, plan.Class, h.MaxInspectSize)
+		}
 		if err := next.ServeHTTP(in, r); err != nil || !in.held() {
 			return err
 		}

@@ -81,7 +81,7 @@ type env struct {
 	tc  *caddytest.Tester
 }
 
-func newEmulator(t *testing.T, mod func(*kalturatest.Config)) (*kalturatest.Emulator, *httptest.Server) {
+func newEmulator(t testing.TB, mod func(*kalturatest.Config)) (*kalturatest.Emulator, *httptest.Server) {
 	t.Helper()
 	cfg := kalturatest.Config{
 		PartnerID: testPID,

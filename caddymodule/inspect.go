@@ -21,7 +21,7 @@ type inspector struct {
 	w      http.ResponseWriter
 	class  kaltura.Class
 	limit  int
-	header http.Header
+	snap   http.Header // the headers before this attempt, to start a retry from
 	status int
 	buf    bytes.Buffer
 	mode   uint8
@@ -34,14 +34,22 @@ const (
 )
 
 func newInspector(w http.ResponseWriter, class kaltura.Class, limit int) *inspector {
-	return &inspector{w: w, class: class, limit: limit, header: w.Header().Clone()}
+	return &inspector{w: w, class: class, limit: limit, snap: w.Header().Clone()}
 }
 
-func (in *inspector) Header() http.Header {
-	if in.mode == streaming {
-		return in.w.Header()
+// Header is the real writer's: nothing is sent before WriteHeader, and a
+// retry starts again from the snapshot.
+func (in *inspector) Header() http.Header { return in.w.Header() }
+
+// restart undoes the headers of a held attempt, for a retry.
+func (in *inspector) restart() {
+	h := in.w.Header()
+	for k := range h {
+		delete(h, k)
 	}
-	return in.header
+	for k, v := range in.snap {
+		h[k] = v
+	}
 }
 
 func (in *inspector) WriteHeader(status int) {
@@ -53,7 +61,6 @@ func (in *inspector) WriteHeader(status int) {
 	}
 	if status < 200 && status != http.StatusSwitchingProtocols {
 		// 1xx informational: pass on, decide on the final status.
-		in.copyHeader()
 		in.w.WriteHeader(status)
 		return
 	}
@@ -66,7 +73,7 @@ func (in *inspector) WriteHeader(status int) {
 }
 
 func (in *inspector) shouldHold(status int) bool {
-	h := in.header
+	h := in.w.Header()
 	if in.class != kaltura.API {
 		return kaltura.ManifestKSError(h.Get("X-Kaltura"))
 	}
@@ -86,21 +93,8 @@ func (in *inspector) shouldHold(status int) bool {
 		mt == "text/javascript" || mt == "application/javascript" || strings.HasSuffix(mt, "+json")
 }
 
-func (in *inspector) copyHeader() {
-	dst := in.w.Header()
-	for k := range dst {
-		if _, ok := in.header[k]; !ok {
-			delete(dst, k)
-		}
-	}
-	for k, v := range in.header {
-		dst[k] = v
-	}
-}
-
 func (in *inspector) stream() {
 	in.mode = streaming
-	in.copyHeader()
 	in.w.WriteHeader(in.status)
 }
 
@@ -141,7 +135,7 @@ func (in *inspector) held() bool { return in.mode == holding }
 // cannot be read).
 func (in *inspector) body() ([]byte, bool) {
 	b := in.buf.Bytes()
-	if in.header.Get("Content-Encoding") != "gzip" {
+	if in.w.Header().Get("Content-Encoding") != "gzip" {
 		return b, true
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(b))
@@ -161,8 +155,8 @@ func (in *inspector) release(replacement []byte) error {
 	body := in.buf.Bytes()
 	if replacement != nil {
 		body = replacement
-		in.header.Del("Content-Encoding")
-		in.header.Set("Content-Length", strconv.Itoa(len(body)))
+		in.w.Header().Del("Content-Encoding")
+		in.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	in.stream()
 	_, err := in.w.Write(body)
