@@ -222,9 +222,13 @@ func TestKSReusedUntilShortlyBeforeExpiry(t *testing.T) {
 	t.Cleanup(func() { clock.Store(nil) })
 	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter -1")
 	mints := 0
+	var log []string
 	used := func() string {
 		t.Helper()
 		mints += e.emu.Calls("apptoken", "startsession")
+		for _, r := range e.emu.Records() {
+			log = append(log, fmt.Sprintf("%s.%s idx=%d user=%q err=%q ks=%.12s", r.Service, r.Action, r.Index, r.User, r.Error, r.KS))
+		}
 		e.reset()
 		r := e.send("POST", "/api_v3/service/baseentry/action/get", "application/json", `{"entryId":"1_abc","format":1}`, "alice")
 		recs := forwarded(e.emu.Records())
@@ -247,7 +251,7 @@ func TestKSReusedUntilShortlyBeforeExpiry(t *testing.T) {
 	var ks2 string
 	waitUntil(t, func() bool { ks2 = used(); return ks2 != ks1 })
 	if used(); mints != 2 {
-		t.Fatalf("%d mints, want 2", mints)
+		t.Fatalf("%d mints, want 2:\n%s", mints, strings.Join(log, "\n"))
 	}
 	clk.advance(5 * time.Minute) // ks1 has now expired at Kaltura
 	if s, ok := e.emu.Lookup(ks1); !ok || s.Expiry > clk.Now().Unix() {

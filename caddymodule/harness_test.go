@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,9 @@ var (
 	filteredLog string // DEBUG without reverse_proxy
 	seenMu      sync.Mutex
 	seenBodies  bytes.Buffer // every response the tests received
+
+	widgetSeq atomic.Int64
+	widgets   sync.Map // emulator URL -> its widget id
 
 	injectedMu sync.Mutex
 	injectedKS = map[string]bool{}
@@ -87,11 +91,16 @@ func newEmulator(t testing.TB, mod func(*kalturatest.Config)) (*kalturatest.Emul
 		PartnerID: testPID,
 		AppTokens: []kalturatest.AppToken{{ID: testTokenID, Token: testToken, HashType: "SHA256", SessionPrivileges: "sview:*"}},
 	}
+	// A widget of its own gives each emulator its own KS cache: httptest
+	// ports are reused, and the cache is shared by identical identities.
+	widget := fmt.Sprintf("_w%d", widgetSeq.Add(1))
+	cfg.WidgetIDs = append(cfg.WidgetIDs, widget)
 	if mod != nil {
 		mod(&cfg)
 	}
 	emu := kalturatest.New(cfg)
 	srv := httptest.NewServer(emu)
+	widgets.Store(srv.URL, widget)
 	t.Cleanup(func() {
 		srv.Close()
 		harvest(emu)
@@ -117,6 +126,9 @@ func newTester(t *testing.T) *caddytest.Tester {
 
 func (e *env) handlerBlock(extra string) string {
 	user := "user_id      {http.request.header.X-User-Id}"
+	if w, ok := widgets.Load(e.srv.URL); ok {
+		user += "\n\t\twidget_id    " + w.(string)
+	}
 	if strings.HasPrefix(extra, "user_id ") || strings.Contains(extra, "\tuser_id ") {
 		user = ""
 	}

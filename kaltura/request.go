@@ -215,6 +215,12 @@ func phpVarBase(name string) string {
 func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 	ep := r.URL.EscapedPath()
 	pl := &Plan{Class: Classify(r.Method, ep), pathInsert: -1}
+	if !normalizedPath(ep) {
+		// The web server in front of Kaltura normalizes such a path before
+		// its rewrites, so it may be an api_v3 or extwidget call in disguise.
+		pl.Class = PassThrough
+		return pl, badRequest("the URL path has empty or dot segments (//, /./, /../): send it normalized")
+	}
 	if pl.Class != PassThrough && len(ep)+len(r.URL.RawQuery) > MaxURLLength {
 		return pl, &RequestError{Code: "BAD_REQUEST", Status: http.StatusRequestURITooLong,
 			Msg: fmt.Sprintf("URL longer than %d bytes", MaxURLLength)}
@@ -232,6 +238,12 @@ func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 // client KS that would beat it. It must be called on the request Prepare saw.
 func (pl *Plan) Apply(r *http.Request, ks string) {
 	r.Header.Del("X-Kaltura-Ks")
+	for k := range r.Header {
+		// Some servers read X_Kaltura_Ks as X-Kaltura-Ks.
+		if strings.Contains(k, "_") && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Kaltura-Ks") {
+			delete(r.Header, k)
+		}
+	}
 	if pl.pathEdited || pl.pathInsert >= 0 {
 		p := pl.path
 		if pl.pathInsert >= 0 {
@@ -270,6 +282,33 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		}
 		setBody(r, buf)
 	}
+}
+
+// normalizedPath reports whether an escaped path has no empty segment and
+// no dot segment (also percent-encoded), which a web server would rewrite.
+func normalizedPath(ep string) bool {
+	if ep == "" || ep == "*" {
+		return true
+	}
+	if !strings.HasPrefix(ep, "/") {
+		return false
+	}
+	if !strings.Contains(ep, "//") && !strings.Contains(ep, "/.") && !strings.Contains(ep, "%2") && !strings.Contains(ep, "\\") {
+		return true // the common case, without splitting
+	}
+	if strings.Contains(ep, "\\") {
+		return false
+	}
+	segs := strings.Split(ep[1:], "/")
+	for i, s := range segs {
+		if s == "" && i != len(segs)-1 {
+			return false
+		}
+		if d := lenientUnescape(s); d == "." || d == ".." || strings.ContainsAny(d, "/\\") {
+			return false
+		}
+	}
+	return true
 }
 
 // Replayable reports whether r can be sent again after a first attempt:

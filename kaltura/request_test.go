@@ -288,3 +288,28 @@ func TestPlanHostileInput(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanRefusesUnnormalizedPaths(t *testing.T) {
+	for _, p := range []string{"/x/../api_v3/service/media/action/list", "//api_v3/service/media/action/list",
+		"/p/123/./playManifest/a.m3u8", "/%2e%2e/api_v3/index.php", "/api_v3/service/media/action/list/ks/%2E", "/p/123/x%2Fy"} {
+		r := httptest.NewRequest("GET", "http://h"+p, nil)
+		r.URL.RawPath = p
+		if _, err := Prepare(r, 1<<20); err == nil || !strings.Contains(err.Error(), "normalized") {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, p := range []string{"/api_v3/service/media/action/list", "/p/123/sp/12300/playManifest/entryId/1_x/a.m3u8", "/", "/static/app.v1.2.js", "/dir/"} {
+		r := httptest.NewRequest("GET", "http://h"+p, nil)
+		if _, err := Prepare(r, 1<<20); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	r := httptest.NewRequest("GET", "/api_v3/index.php?service=media&action=list", nil)
+	r.Header["X_Kaltura_Ks"] = []string{"C"}
+	r.Header["X_kaltura-ks"] = []string{"C"}
+	pl, _ := Prepare(r, 1<<20)
+	pl.Apply(r, uks)
+	if len(r.Header) != 0 {
+		t.Fatalf("headers left: %v", r.Header)
+	}
+}
