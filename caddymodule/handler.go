@@ -343,7 +343,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// minted under old credentials is never reused.
 	secretFP := sha256.Sum256([]byte(h.token))
 	identity := strings.Join([]string{h.ServiceURL, h.PartnerID, h.AppTokenID, hex.EncodeToString(secretFP[:]), h.HashType, h.WidgetID}, "\x00")
-	h.keyPrefix = identity + "\x00" + strconv.Itoa(h.sessionType) + "\x00" + strconv.FormatInt(int64(time.Duration(h.Expiry)/time.Second), 10)
+	// Hashed once, so that the per-request key hashes a short input.
+	h.keyPrefix = cache.Key(identity, strconv.Itoa(h.sessionType), strconv.FormatInt(int64(time.Duration(h.Expiry)/time.Second), 10))
 	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions)))
 	h.poolKey = hex.EncodeToString(poolSum[:])
 	cacheCfg := cache.Config{

@@ -34,7 +34,14 @@ const (
 )
 
 func newInspector(w http.ResponseWriter, class kaltura.Class, limit int) *inspector {
-	return &inspector{w: w, class: class, limit: limit, snap: w.Header().Clone()}
+	// A shallow copy is enough: header values are replaced or appended to,
+	// never changed in place.
+	h := w.Header()
+	snap := make(http.Header, len(h))
+	for k, v := range h {
+		snap[k] = v[:len(v):len(v)]
+	}
+	return &inspector{w: w, class: class, limit: limit, snap: snap}
 }
 
 // Header is the real writer's: nothing is sent before WriteHeader, and a

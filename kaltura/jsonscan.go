@@ -28,7 +28,7 @@ func objectMembers(data []byte, i int) ([]member, int, error) {
 		return nil, i, errNotObject
 	}
 	i++
-	var ms []member
+	ms := make([]member, 0, 16)
 	for {
 		i = skipWS(data, i)
 		if i < len(data) && data[i] == '}' {
@@ -160,15 +160,21 @@ func scalar(data []byte, m member) string {
 
 // quoteJSON returns s as a JSON string literal.
 func quoteJSON(s string) []byte {
-	b, _ := json.Marshal(s)
-	return b
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return b
+		}
+	}
+	b := make([]byte, 0, len(s)+2)
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // subIndex parses a multirequest index ("0", "1", "-1"). PHP turns decimal
 // integer strings without leading zeros into integer keys.
 func subIndex(s string) (int, bool) {
-	if s == "" || len(s) > 9 {
-		return 0, false
+	if s == "" || len(s) > 9 || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+		return 0, false // not a number: no strconv error to allocate
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || strconv.Itoa(n) != s {

@@ -244,12 +244,14 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 			delete(r.Header, k)
 		}
 	}
+	ep := ""
 	if pl.pathEdited || pl.pathInsert >= 0 {
 		p := pl.path
 		if pl.pathInsert >= 0 {
 			p = p[:pl.pathInsert] + "/ks/" + URLSafeKS(ks) + p[pl.pathInsert:]
 		}
 		setEscapedPath(r.URL, p)
+		ep = p
 	}
 	if pl.queryEdit {
 		q := pl.query
@@ -262,7 +264,14 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		r.URL.RawQuery = q
 		r.URL.ForceQuery = false
 	}
-	r.RequestURI = r.URL.RequestURI()
+	if ep == "" {
+		ep = r.URL.EscapedPath()
+	}
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		r.RequestURI = ep + "?" + r.URL.RawQuery
+	} else {
+		r.RequestURI = ep
+	}
 	if pl.body == nil && pl.bodyRead != nil {
 		setBody(r, pl.bodyRead) // again, for a retry
 	}
@@ -319,11 +328,7 @@ func (pl *Plan) Replayable(r *http.Request) bool {
 
 func setEscapedPath(u *url.URL, ep string) {
 	if p, err := url.PathUnescape(ep); err == nil {
-		u.Path = p
-		u.RawPath = ep
-		if u.EscapedPath() != ep {
-			u.RawPath = ep
-		}
+		u.Path, u.RawPath = p, ep
 	}
 }
 
@@ -357,7 +362,22 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	var b []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n <= max {
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+		if err == nil {
+			// More than Content-Length said: read the rest to find out.
+			var extra [1]byte
+			if m, _ := r.Body.Read(extra[:]); m > 0 {
+				rest, err2 := io.ReadAll(io.LimitReader(r.Body, max-n))
+				b, err = append(append(b, extra[0]), rest...), err2
+			}
+		}
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, max+1))
+	}
 	r.Body.Close()
 	if err != nil {
 		return nil, badRequest("reading the request body failed")
