@@ -135,6 +135,7 @@ type Handler struct {
 	poolKey     string
 	keyPrefix   string
 	privDynamic bool
+	userKey     string // user_id when it is exactly one placeholder
 	logger      *zap.Logger
 	metrics     *metrics
 	logLimiter  *logLimiter
@@ -255,6 +256,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return errors.New("privileges: must not contain control characters")
 	}
 	h.privDynamic = strings.Contains(h.Privileges, "{")
+	if u := strings.TrimSpace(h.UserID); strings.HasPrefix(u, "{") && strings.HasSuffix(u, "}") && strings.Count(u, "{") == 1 && strings.Count(u, "}") == 1 {
+		h.userKey = u[1 : len(u)-1]
+	}
 	if h.Expiry == 0 {
 		h.Expiry = caddy.Duration(DefaultExpiry)
 	}
@@ -458,7 +462,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	user := repl.ReplaceAll(h.UserID, "")
+	var user string
+	if h.userKey != "" {
+		if v, ok := repl.Get(h.userKey); ok && v != nil {
+			user, _ = v.(string)
+			if user == "" {
+				user = fmt.Sprint(v)
+			}
+		}
+	} else {
+		user = repl.ReplaceAll(h.UserID, "")
+	}
 	if user == "" {
 		h.metrics.request(plan.Class, "refused")
 		return h.fail(w, r, plan, "KS_PROXY_NO_USER", http.StatusUnauthorized,

@@ -57,8 +57,19 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 	return theMetrics
 }
 
+// counters caches the requests counter per label pair: no label hashing on
+// the hit path.
+var counters sync.Map // [2]string -> prometheus.Counter
+
 func (m *metrics) request(class kaltura.Class, result string) {
-	m.requests.WithLabelValues(class.String(), result).Inc()
+	k := [2]string{class.String(), result}
+	if c, ok := counters.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := m.requests.WithLabelValues(k[0], k[1])
+	counters.Store(k, c)
+	c.Inc()
 }
 
 // knownCodes bounds the result label's values.

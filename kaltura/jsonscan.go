@@ -1,6 +1,7 @@
 package kaltura
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -81,14 +82,21 @@ func skipWS(data []byte, i int) int {
 func skipString(data []byte, i int) int {
 	i++
 	for i < len(data) {
-		switch data[i] {
-		case '\\':
-			i += 2
-		case '"':
-			return i + 1
-		default:
-			i++
+		j := bytes.IndexByte(data[i:], '"')
+		if j < 0 {
+			break
 		}
+		q := i + j
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for p := q - 1; p >= i && data[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
 	}
 	return len(data) // unterminated (only in invalid JSON)
 }

@@ -259,7 +259,7 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 			if q != "" {
 				q += "&"
 			}
-			q += "ks=" + url.QueryEscape(ks)
+			q += "ks=" + queryKS(ks)
 		}
 		r.URL.RawQuery = q
 		r.URL.ForceQuery = false
@@ -291,6 +291,18 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		}
 		setBody(r, buf)
 	}
+}
+
+// queryKS is ks as a query value: a URL-safe KS (v2) goes as it is ('=' is
+// literal in a value), anything else escaped (a v1 KS's '+' would read as a space).
+func queryKS(ks string) string {
+	for i := 0; i < len(ks); i++ {
+		c := ks[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '.') {
+			return url.QueryEscape(ks)
+		}
+	}
+	return ks
 }
 
 // normalizedPath reports whether an escaped path has no empty segment and
@@ -509,6 +521,17 @@ func (v *view) sub(n int) *subInfo {
 
 // note records a scalar query, form or multipart parameter (a name PHP
 // registers as a variable) in the merged view.
+// viewReads reports whether the merged view reads a parameter's value.
+func viewReads(first, second string) bool {
+	switch second {
+	case "":
+		return first == "service" || first == "action" || first == "format" || first == "callback"
+	case "service", "action":
+		return true
+	}
+	return false
+}
+
 func (v *view) note(name, value string, src int) {
 	first, second := paramName(name)
 	v.noteSplit(name, first, second, value, src)
@@ -939,7 +962,9 @@ func jsonPieces(b []byte, ms []member, subs map[int][]member, v *view) [][]byte 
 
 type token struct {
 	raw         string
-	name, value string // decoded; name "" when undecodable
+	name, value string // decoded; value only for names the merged view reads
+	isKS        bool   // a top-level or sub-request ks
+	sub         int    // with isKS: the sub-request, or noSub
 }
 
 func splitTokens(raw string) []token {
@@ -950,7 +975,12 @@ func splitTokens(raw string) []token {
 	for raw != "" {
 		var t string
 		t, raw, _ = strings.Cut(raw, "&")
-		toks = append(toks, token{raw: t, name: phpName(phpQueryUnescape(t, true)), value: phpQueryUnescape(t, false)})
+		tk := token{raw: t, name: phpName(phpQueryUnescape(t, true))}
+		tk.sub, tk.isKS = ksParam(tk.name)
+		if first, second := paramName(tk.name); !tk.isKS && viewReads(first, second) {
+			tk.value = phpQueryUnescape(t, false)
+		}
+		toks = append(toks, tk)
 	}
 	return toks
 }
@@ -1008,7 +1038,7 @@ func phpNumeric(s string) bool {
 func dropKSTokens(raw string, toks []token, v *view) string {
 	drop := false
 	for _, t := range toks {
-		if sub, ok := ksParam(t.name); ok && !v.keepKS(sub) {
+		if t.isKS && !v.keepKS(t.sub) {
 			drop = true
 			break
 		}
@@ -1017,8 +1047,9 @@ func dropKSTokens(raw string, toks []token, v *view) string {
 		return raw
 	}
 	var b strings.Builder
+	b.Grow(len(raw))
 	for _, t := range toks {
-		if sub, ok := ksParam(t.name); ok && !v.keepKS(sub) {
+		if t.isKS && !v.keepKS(t.sub) {
 			continue
 		}
 		if b.Len() > 0 {

@@ -1,0 +1,457 @@
+// Command ksbench measures kaltura_ks against Caddy's plain reverse_proxy:
+// one Caddy serves both sites (127.0.0.1:18081 plain, :18082 kaltura_ks), in
+// front of one fast upstream, with sessions minted by the bundled Kaltura
+// emulator. wrk drives identical load at both, in alternating rounds; the
+// table gives medians and ratios. It also measures a cold cache (10,000 new
+// users), the cache's memory per user, and a 1 GiB upload.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
+)
+
+const (
+	token   = "0123456789abcdef0123456789abcdef"
+	tokenID = "0_benchtok"
+	plain   = "http://127.0.0.1:18081"
+	withKS  = "http://127.0.0.1:18082"
+	coldKS  = "http://127.0.0.1:18083"
+)
+
+var (
+	caddyBin = flag.String("caddy", "./caddy", "Caddy binary with kaltura_ks")
+	rounds   = flag.Int("rounds", 5, "alternating rounds per shape")
+	duration = flag.Duration("duration", 5*time.Second, "wrk duration per run")
+	conns    = flag.Int("conns", 32, "wrk connections")
+	threads  = flag.Int("threads", 1, "wrk threads")
+	users    = flag.Int("users", 1000, "distinct users in the warm-cache runs (all cached)")
+	only     = flag.String("only", "", "run one part: warm, cold, upload")
+	uploadGB = flag.Float64("upload-gib", 1, "upload size in GiB")
+)
+
+// Shapes: the same as caddymodule's benchmarks.
+var shapes = []struct{ name, method, path, body string }{
+	{"GET api_v3 (query string)", "GET", "/api_v3/index.php?service=baseentry&action=get&entryId=1_abcdefgh&version=-1&format=1&clientTag=html5:v3.17.95&ks=CLIENTKS", ""},
+	{"multirequest JSON (~2 KB)", "POST", "/api_v3/service/multirequest", multirequestBody()},
+	{"playManifest", "GET", "/p/123/sp/12300/playManifest/entryId/1_abcdefgh/protocol/https/format/applehttp/flavorIds/1_f1,1_f2,1_f3/a.m3u8?playSessionId=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0:1a2b3c4d-5e6f-7a8b-9c0d-e1f2a3b4c5d6&referrer=aHR0cHM6Ly9leGFtcGxlLm9yZy9jb3Vyc2VzLzEwMS9sZXNzb24/eD0x&clientTag=html5:v3.17.95", ""},
+}
+
+func multirequestBody() string {
+	fields := strings.Repeat("id,referenceId,name,description,thumbnailUrl,dataUrl,duration,msDuration,flavorParamsIds,mediaType,type,tags,dvrStatus,externalSourceType,status,", 6)
+	return `{"1":{"service":"session","action":"startWidgetSession","widgetId":"_123"},` +
+		`"2":{"service":"baseEntry","action":"list","ks":"{1:result:ks}","filter":{"redirectFromEntryId":"1_abcdefgh"},"responseProfile":{"type":1,"fields":"` + fields + `"}},` +
+		`"3":{"service":"baseEntry","action":"getPlaybackContext","entryId":"{2:result:objects:0:id}","ks":"{1:result:ks}","contextDataParams":{"objectType":"KalturaContextDataParams","flavorTags":"all"}},` +
+		`"4":{"service":"metadata_metadata","action":"list","filter":{"objectType":"KalturaMetadataFilter","objectIdEqual":"{2:result:objects:0:id}","metadataObjectTypeEqual":"1"},"ks":"{1:result:ks}"},` +
+		`"apiVersion":"3.3.0","format":1,"ks":"","clientTag":"html5:v3.17.95","partnerId":123}`
+}
+
+// upstream answers like a fast Kaltura: a small JSON for api_v3, a small
+// manifest for playManifest; it drains request bodies.
+func upstream() http.Handler {
+	api := []byte(`[{"objectType":"KalturaMediaListResponse","totalCount":1,"objects":[{"id":"1_abcdefgh","objectType":"KalturaMediaEntry","name":"bench"}]},{"objectType":"KalturaPlaybackContext"}]`)
+	manifest := []byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1280000\nhttps://cdn.example/1.m3u8\n")
+	var uploaded atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		uploaded.Add(n)
+		if strings.Contains(r.URL.Path, "playManifest") {
+			w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+			w.Write(manifest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.URL.Path, "uploadtoken") {
+			fmt.Fprintf(w, `{"objectType":"KalturaUploadToken","uploadedFileSize":%d}`, n)
+			return
+		}
+		w.Write(api)
+	})
+}
+
+func listen(h http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go http.Serve(ln, h)
+	return "http://" + ln.Addr().String()
+}
+
+func main() {
+	flag.Parse()
+	log.SetFlags(0)
+	emu := kalturatest.New(kalturatest.Config{PartnerID: 123, AppTokens: []kalturatest.AppToken{
+		{ID: tokenID, Token: token, HashType: "SHA256"},
+		{ID: "0_coldtok", Token: token, HashType: "SHA256"},
+	}})
+	emuURL := listen(emu)
+	upURL := listen(upstream())
+	dir, err := os.MkdirTemp("", "ksbench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	block := func(tokID string) string {
+		return fmt.Sprintf(`kaltura_ks {
+		service_url  %s
+		partner_id   123
+		app_token_id %s
+		app_token    {env.KSBENCH_TOKEN}
+		hash_type    SHA256
+		user_id      {http.request.header.X-User-Id}
+		expiry       24h
+	}`, emuURL, tokID)
+	}
+	cfg := fmt.Sprintf(`{
+	admin localhost:2039
+	auto_https off
+	default_bind 127.0.0.1
+	skip_install_trust
+	log {
+		level ERROR
+	}
+}
+%s {
+	reverse_proxy %s
+}
+%s {
+	%s
+	reverse_proxy %s
+}
+%s {
+	%s
+	reverse_proxy %s
+}
+`, plain, upURL, withKS, block(tokenID), upURL, coldKS, block("0_coldtok"), upURL)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	cmd := exec.Command(*caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "KSBENCH_TOKEN="+token, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	waitUp(withKS + "/p/123/serveFlavor/x")
+
+	if *only == "" || *only == "warm" {
+		warm(dir, emu)
+	}
+	if *only == "" || *only == "cold" {
+		cold(emu, emuURL)
+	}
+	if *only == "" || *only == "upload" {
+		upload(cmd.Process.Pid)
+	}
+}
+
+func waitUp(u string) {
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log.Fatal("caddy did not come up")
+}
+
+const luaScript = `
+local users = tonumber(os.getenv("KSBENCH_USERS"))
+local method = os.getenv("KSBENCH_METHOD")
+local path = os.getenv("KSBENCH_PATH")
+local bodyfile = os.getenv("KSBENCH_BODY")
+local body = nil
+if bodyfile ~= "" then local f = io.open(bodyfile, "rb"); body = f:read("*a"); f:close() end
+local n = 0
+local headers = {}
+if body then headers["Content-Type"] = "application/json" end
+request = function()
+  n = n + 1
+  headers["X-User-Id"] = "u" .. (n % users)
+  return wrk.format(method, path, headers, body)
+end
+done = function(summary, latency, requests)
+  local errs = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
+  io.write(string.format('KSBENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), errs))
+end
+`
+
+type run struct {
+	Requests   int64   `json:"requests"`
+	DurationUS int64   `json:"duration_us"`
+	P50        float64 `json:"p50_us"`
+	P99        float64 `json:"p99_us"`
+	Errors     int64   `json:"errors"`
+}
+
+func (r run) rps() float64 { return float64(r.Requests) / (float64(r.DurationUS) / 1e6) }
+
+func wrk(dir, base string, sh int, d time.Duration) run {
+	s := shapes[sh]
+	script := filepath.Join(dir, "ks.lua")
+	os.WriteFile(script, []byte(luaScript), 0o600)
+	bodyFile := ""
+	if s.body != "" {
+		bodyFile = filepath.Join(dir, "body.json")
+		os.WriteFile(bodyFile, []byte(s.body), 0o600)
+	}
+	cmd := exec.Command("wrk", "-t", strconv.Itoa(*threads), "-c", strconv.Itoa(*conns), "-d", d.String(), "-s", script, base)
+	cmd.Env = append(os.Environ(), "KSBENCH_USERS="+strconv.Itoa(*users), "KSBENCH_METHOD="+s.method, "KSBENCH_PATH="+s.path, "KSBENCH_BODY="+bodyFile)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		log.Fatalf("wrk: %v\n%s", err, out)
+	}
+	i := bytes.Index(out, []byte("KSBENCH "))
+	if i < 0 {
+		log.Fatalf("wrk output: %s", out)
+	}
+	var r run
+	line := out[i+8:]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	if err := json.Unmarshal(line, &r); err != nil {
+		log.Fatalf("wrk output %q: %v", line, err)
+	}
+	return r
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func warm(dir string, emu *kalturatest.Emulator) {
+	// Warm the cache for every user, and check each gets its own KS.
+	client := &http.Client{Timeout: 30 * time.Second}
+	for u := 0; u < *users; u++ {
+		req, _ := http.NewRequest("GET", withKS+"/api_v3/index.php?service=media&action=list&format=1", nil)
+		user := "u" + strconv.Itoa(u)
+		req.Header.Set("X-User-Id", user)
+		resp, err := client.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			log.Fatalf("warm-up: %d", resp.StatusCode)
+		}
+	}
+	before := emu.Calls("apptoken", "startsession")
+	fmt.Printf("\n## Warm cache: %d users, all cached; wrk -t%d -c%d, %d alternating rounds of %v per site and shape (medians)\n\n",
+		*users, *threads, *conns, *rounds, *duration)
+	fmt.Println("| shape | plain req/s | kaltura_ks req/s | ratio | plain p50 / p99 | kaltura_ks p50 / p99 | added p99 | errors |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	for sh := range shapes {
+		wrk(dir, plain, sh, time.Second) // settle both paths
+		wrk(dir, withKS, sh, time.Second)
+		var ratios, prps, krps, pp50, pp99, kp50, kp99, addp99 []float64
+		var errs int64
+		for r := 0; r < *rounds; r++ {
+			var p, k run
+			if r%2 == 0 {
+				p, k = wrk(dir, plain, sh, *duration), wrk(dir, withKS, sh, *duration)
+			} else {
+				k, p = wrk(dir, withKS, sh, *duration), wrk(dir, plain, sh, *duration)
+			}
+			errs += p.Errors + k.Errors
+			ratios = append(ratios, k.rps()/p.rps())
+			prps, krps = append(prps, p.rps()), append(krps, k.rps())
+			pp50, pp99, kp50, kp99 = append(pp50, p.P50), append(pp99, p.P99), append(kp50, k.P50), append(kp99, k.P99)
+			addp99 = append(addp99, k.P99-p.P99)
+		}
+		fmt.Printf("| %s | %.0f | %.0f | %.3f | %.2f / %.2f ms | %.2f / %.2f ms | %+.3f ms | %d |\n",
+			shapes[sh].name, median(prps), median(krps), median(ratios),
+			median(pp50)/1000, median(pp99)/1000, median(kp50)/1000, median(kp99)/1000, median(addp99)/1000, errs)
+	}
+	fmt.Printf("\nappToken.startSession calls during the warm runs: %d (all users stayed cached)\n", emu.Calls("apptoken", "startsession")-before)
+}
+
+// cold: 10,000 new users at concurrency 200 through the sidecar, compared
+// with the same mints done directly against the emulator.
+func cold(emu *kalturatest.Emulator, emuURL string) {
+	const n, conc = 10000, 200
+	fmt.Printf("\n## Cold cache: %d new users at concurrency %d\n\n", n, conc)
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: 0}
+	client := &http.Client{Timeout: 60 * time.Second, Transport: tr}
+	emu.Reset()
+	var errs atomic.Int64
+	start := time.Now()
+	parallel(n, conc, func(i int) {
+		user := "cold-" + strconv.Itoa(i)
+		req, _ := http.NewRequest("GET", coldKS+"/api_v3/index.php?service=media&action=list&format=1", nil)
+		req.Header.Set("X-User-Id", user)
+		resp, err := client.Do(req)
+		if err != nil {
+			errs.Add(1)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Kaltura") != "" {
+			errs.Add(1)
+		}
+	})
+	sidecar := time.Since(start)
+	mints, widgets := emu.Calls("apptoken", "startsession"), emu.Calls("session", "startwidgetsession")
+
+	// The same mints straight at the emulator: one widget KS, n startSession.
+	c := kaltura.NewClient(kaltura.ClientConfig{ServiceURL: emuURL, PartnerID: "123", AppTokenID: "0_coldtok", Token: token, HashType: "SHA256",
+		HTTPClient: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conc}}})
+	var derrs atomic.Int64
+	start = time.Now()
+	parallel(n, conc, func(i int) {
+		if _, err := c.StartSession(context.Background(), kaltura.SessionRequest{UserID: "direct-" + strconv.Itoa(i), Expiry: 24 * time.Hour}); err != nil {
+			derrs.Add(1)
+		}
+	})
+	direct := time.Since(start)
+	fmt.Println("| | value |\n|---|---:|")
+	fmt.Printf("| appToken.startSession calls | %d (want %d) |\n", mints, n)
+	fmt.Printf("| startWidgetSession calls | %d |\n", widgets)
+	fmt.Printf("| errors | %d |\n", errs.Load())
+	fmt.Printf("| through the sidecar | %v, %.0f new users/s |\n", sidecar.Round(time.Millisecond), n/sidecar.Seconds())
+	fmt.Printf("| the same mints straight at the emulator | %v, %.0f mints/s (%d errors) |\n", direct.Round(time.Millisecond), n/direct.Seconds(), derrs.Load())
+	fmt.Printf("| ratio (sidecar / emulator directly) | %.2f |\n", direct.Seconds()/sidecar.Seconds())
+}
+
+func parallel(n, conc int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// upload: a 1 GiB multipart uploadToken.upload through each site; Caddy's
+// resident memory is sampled throughout.
+func upload(pid int) {
+	size := int64(*uploadGB * (1 << 30))
+	fmt.Printf("\n## Upload: %.1f GiB multipart uploadToken.upload, 3 alternating rounds (medians)\n\n", *uploadGB)
+	var pr, kr, pm, km []float64
+	for r := 0; r < 3; r++ {
+		order := []string{plain, withKS}
+		if r%2 == 1 {
+			order = []string{withKS, plain}
+		}
+		for _, base := range order {
+			mbps, grow := uploadOnce(base, size, pid)
+			if base == plain {
+				pr, pm = append(pr, mbps), append(pm, grow)
+			} else {
+				kr, km = append(kr, mbps), append(km, grow)
+			}
+		}
+	}
+	fmt.Println("| | plain | kaltura_ks | ratio |\n|---|---:|---:|---:|")
+	fmt.Printf("| throughput | %.0f MiB/s | %.0f MiB/s | %.3f |\n", median(pr), median(kr), median(kr)/median(pr))
+	fmt.Printf("| Caddy RSS growth during the upload | %.1f MiB | %.1f MiB | |\n", median(pm), median(km))
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'v'
+	}
+	return len(p), nil
+}
+
+func rss(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func uploadOnce(base string, size int64, pid int) (mibps, growMiB float64) {
+	boundary := "---------------------------" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	head := "\r\n--" + boundary + "\r\nContent-Disposition: form-data; name=\"json\"\r\n\r\n" +
+		`{"resume":false,"finalChunk":true,"resumeAt":-1,"uploadTokenId":"1_up","format":1,"ks":"CLIENTKS"}` +
+		"\r\n--" + boundary + "\r\nContent-Disposition: form-data; name=\"fileData\"; filename=\"chunk\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+	tail := "\r\n--" + boundary + "--\r\n"
+	body := io.MultiReader(strings.NewReader(head), io.LimitReader(zeros{}, size), strings.NewReader(tail))
+	req, _ := http.NewRequest("POST", base+"/api_v3/service/uploadtoken/action/upload", body)
+	req.ContentLength = int64(len(head)) + size + int64(len(tail))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+	req.Header.Set("X-User-Id", "u1")
+	base0 := rss(pid)
+	peak := base0
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if v := rss(pid); v > peak {
+					peak = v
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	resp, err := (&http.Client{Timeout: 10 * time.Minute}).Do(req)
+	took := time.Since(start)
+	close(stop)
+	<-done
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(out, []byte(strconv.FormatInt(size, 10))) {
+		log.Fatalf("upload through %s: %d %s", base, resp.StatusCode, out)
+	}
+	return float64(size) / (1 << 20) / took.Seconds(), peak - base0
+}
