@@ -276,22 +276,60 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		setBody(r, pl.bodyRead) // again, for a retry
 	}
 	if pl.body != nil {
-		qks := quoteJSON(ks)
-		n := 0
-		for _, p := range pl.body {
-			n += len(p)
-		}
-		n += (len(pl.body) - 1) * len(qks)
-		buf := make([]byte, 0, n)
-		for i, p := range pl.body {
-			if i > 0 {
-				buf = append(buf, qks...)
-			}
-			buf = append(buf, p...)
-		}
-		setBody(r, buf)
+		setPiecesBody(r, pl.body, quoteJSON(ks))
 	}
 }
+
+// setPiecesBody sets the body to pieces joined by sep, without copying them.
+func setPiecesBody(r *http.Request, pieces [][]byte, sep []byte) {
+	n := len(sep) * (len(pieces) - 1)
+	for _, p := range pieces {
+		n += len(p)
+	}
+	body := func() io.ReadCloser { return &piecesReader{pieces: pieces, sep: sep} }
+	r.Body = body()
+	r.GetBody = func() (io.ReadCloser, error) { return body(), nil }
+	r.ContentLength = int64(n)
+	r.TransferEncoding = nil
+	r.Header.Set("Content-Length", strconv.Itoa(n))
+}
+
+// piecesReader reads pieces[0] sep pieces[1] sep … pieces[n-1].
+type piecesReader struct {
+	pieces [][]byte
+	sep    []byte
+	i      int  // current piece
+	inSep  bool // reading the separator before pieces[i]
+	off    int
+}
+
+func (pr *piecesReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && pr.i < len(pr.pieces) {
+		cur := pr.pieces[pr.i]
+		if pr.inSep {
+			cur = pr.sep
+		}
+		c := copy(p[n:], cur[pr.off:])
+		n += c
+		pr.off += c
+		if pr.off == len(cur) {
+			pr.off = 0
+			if pr.inSep {
+				pr.inSep = false
+			} else {
+				pr.i++
+				pr.inSep = pr.i < len(pr.pieces)
+			}
+		}
+	}
+	if n == 0 && pr.i >= len(pr.pieces) {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (pr *piecesReader) Close() error { return nil }
 
 // queryKS is ks as a query value: a URL-safe KS (v2) goes as it is ('=' is
 // literal in a value), anything else escaped (a v1 KS's '+' would read as a space).
@@ -822,16 +860,19 @@ const (
 // ("N": {…}), their members. It refuses what it cannot be sure Kaltura reads
 // the same way: invalid JSON or UTF-8, deep nesting, duplicate keys.
 func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
-	if !json.Valid(b) {
+	ok, deep := validJSON(b, MaxJSONDepth)
+	if deep {
+		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
+	}
+	if !ok {
 		return nil, nil, badRequest("request body is not valid JSON")
 	}
 	if !utf8.Valid(b) {
 		return nil, nil, badRequest("request body is not valid UTF-8")
 	}
-	if jsonDepth(b) > MaxJSONDepth {
-		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
-	}
-	ms, _, err := objectMembers(b, 0)
+	// One backing array for the members of every object scanned here.
+	all := make([]member, 0, 48)
+	ms, _, err := objectMembersInto(b, 0, all)
 	if err != nil {
 		return nil, nil, badRequest("request body must be a JSON object")
 	}
@@ -839,12 +880,16 @@ func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
 		return nil, nil, badRequest("duplicate key %q in the JSON body", k)
 	}
 	var subs map[int][]member
+	rest := ms[len(ms):] // the shared array's free part
+	ms = ms[:len(ms):len(ms)]
 	for _, m := range ms {
 		if n, ok := subIndex(m.key); ok && m.isObject {
-			sm, _, err := objectMembers(b, m.valStart)
+			sm, _, err := objectMembersInto(b, m.valStart, rest)
 			if err != nil {
 				return nil, nil, badRequest("malformed sub-request %d", n)
 			}
+			rest = sm[len(sm):]
+			sm = sm[:len(sm):len(sm)]
 			if k := duplicateKey(sm); k != "" {
 				return nil, nil, badRequest("duplicate key %q in sub-request %d", k, n)
 			}

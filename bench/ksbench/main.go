@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
@@ -47,6 +48,7 @@ var (
 	users    = flag.Int("users", 1000, "distinct users in the warm-cache runs (all cached)")
 	only     = flag.String("only", "", "run one part: warm, cold, upload")
 	uploadGB = flag.Float64("upload-gib", 1, "upload size in GiB")
+	ksExtra  = flag.String("ks-extra", "", "extra kaltura_ks subdirectives for the measured site, e.g. \"max_inspect_size 1\"")
 )
 
 // Shapes: the same as caddymodule's benchmarks.
@@ -120,7 +122,8 @@ func main() {
 		hash_type    SHA256
 		user_id      {http.request.header.X-User-Id}
 		expiry       24h
-	}`, emuURL, tokID)
+		%s
+	}`, emuURL, tokID, *ksExtra)
 	}
 	cfg := fmt.Sprintf(`{
 	admin localhost:2039
@@ -145,13 +148,21 @@ func main() {
 `, plain, upURL, withKS, block(tokenID), upURL, coldKS, block("0_coldtok"), upURL)
 	cfgPath := filepath.Join(dir, "Caddyfile")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	for _, a := range []string{"127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083", "127.0.0.1:2039"} {
+		if c, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {
+			c.Close()
+			log.Fatalf("%s is already in use (a Caddy left from an earlier run?): stop it first", a)
+		}
+	}
 	cmd := exec.Command(*caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with ksbench
 	cmd.Env = append(os.Environ(), "KSBENCH_TOKEN="+token, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	stopCaddy = func() { cmd.Process.Kill(); cmd.Wait() }
+	defer stopCaddy()
 	waitUp(withKS + "/p/123/serveFlavor/x")
 
 	if *only == "" || *only == "warm" {
@@ -165,6 +176,14 @@ func main() {
 	}
 }
 
+var stopCaddy = func() {}
+
+// fatal stops Caddy, then exits.
+func fatal(format string, a ...any) {
+	stopCaddy()
+	log.Fatalf(format, a...)
+}
+
 func waitUp(u string) {
 	for i := 0; i < 100; i++ {
 		if resp, err := http.Get(u); err == nil {
@@ -173,7 +192,7 @@ func waitUp(u string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log.Fatal("caddy did not come up")
+	fatal("caddy did not come up")
 }
 
 const luaScript = `
@@ -221,11 +240,11 @@ func wrk(dir, base string, sh int, d time.Duration) run {
 	cmd.Env = append(os.Environ(), "KSBENCH_USERS="+strconv.Itoa(*users), "KSBENCH_METHOD="+s.method, "KSBENCH_PATH="+s.path, "KSBENCH_BODY="+bodyFile)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		log.Fatalf("wrk: %v\n%s", err, out)
+		fatal("wrk: %v\n%s", err, out)
 	}
 	i := bytes.Index(out, []byte("KSBENCH "))
 	if i < 0 {
-		log.Fatalf("wrk output: %s", out)
+		fatal("wrk output: %s", out)
 	}
 	var r run
 	line := out[i+8:]
@@ -233,7 +252,7 @@ func wrk(dir, base string, sh int, d time.Duration) run {
 		line = line[:j]
 	}
 	if err := json.Unmarshal(line, &r); err != nil {
-		log.Fatalf("wrk output %q: %v", line, err)
+		fatal("wrk output %q: %v", line, err)
 	}
 	return r
 }
@@ -256,12 +275,12 @@ func warm(dir string, emu *kalturatest.Emulator) {
 		req.Header.Set("X-User-Id", user)
 		resp, err := client.Do(req)
 		if err != nil {
-			log.Fatal(err)
+			fatal("%v", err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			log.Fatalf("warm-up: %d", resp.StatusCode)
+			fatal("warm-up: %d", resp.StatusCode)
 		}
 	}
 	before := emu.Calls("apptoken", "startsession")
@@ -446,12 +465,15 @@ func uploadOnce(base string, size int64, pid int) (mibps, growMiB float64) {
 	close(stop)
 	<-done
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	out, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(out, []byte(strconv.FormatInt(size, 10))) {
-		log.Fatalf("upload through %s: %d %s", base, resp.StatusCode, out)
+	var res struct {
+		Uploaded int64 `json:"uploadedFileSize"`
+	}
+	if json.Unmarshal(out, &res) != nil || res.Uploaded < size || resp.StatusCode != 200 {
+		fatal("upload through %s: %d %s", base, resp.StatusCode, out)
 	}
 	return float64(size) / (1 << 20) / took.Seconds(), peak - base0
 }
