@@ -524,12 +524,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
 				zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.Int("attempt", attempt+1))
 		}
-		if in == nil {
-			in = newInspector(w, plan.Class, h.MaxInspectSize)
-		} else {
-			in.restart()
-			in = newInspector(w, plan.Class, h.MaxInspectSize)
+		if in != nil {
+			in.restart() // a retry starts from the headers before the first attempt
 		}
+		in = newInspector(w, plan.Class, h.MaxInspectSize)
 		if err := next.ServeHTTP(in, r); err != nil || !in.held() {
 			return err
 		}

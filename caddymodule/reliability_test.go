@@ -224,6 +224,9 @@ func TestRenewalFailureUsesOldKSUntilExpiry(t *testing.T) {
 	t.Cleanup(func() { clock.Store(nil) })
 	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter -1\n\t\tsession_timeout 300ms\n\t\tmint_timeout 1s")
 	r := apiGet(e, "alice")
+	if r.users() != "alice" {
+		t.Fatalf("first request: %q %s", r.users(), r.body)
+	}
 	ks1 := forwarded(e.emu.Records())[0].KS
 	e.emu.SetSessionFault(&kalturatest.Fault{Status: 500, Body: "down"})
 	// Walk to 56m, 58m and 59m20s after the mint: each time the old KS serves.

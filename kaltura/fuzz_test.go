@@ -491,3 +491,22 @@ func jsonTopLevel(t *testing.T, b []byte) ([]string, []json.RawMessage) {
 	}
 	return keys, vals
 }
+
+// jsonDepth returns the deepest nesting of objects and arrays in valid JSON.
+func jsonDepth(b []byte) int {
+	depth, max := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = skipString(b, i) - 1
+		case '{', '[':
+			depth++
+			if depth > max {
+				max = depth
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return max
+}

@@ -675,11 +675,6 @@ func apiPathPairs(segs []string) (live []int, stop int) {
 	return live, stop
 }
 
-type seg struct {
-	raw  string
-	name string // decoded key for a key segment
-}
-
 func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error) {
 	var v view
 	jsonClient := false
@@ -927,25 +922,6 @@ func duplicateKey(ms []member) string {
 		seen[m.key] = true
 	}
 	return ""
-}
-
-// jsonDepth returns the deepest nesting of objects and arrays in valid JSON.
-func jsonDepth(b []byte) int {
-	depth, max := 0, 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			i = skipString(b, i) - 1
-		case '{', '[':
-			depth++
-			if depth > max {
-				max = depth
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return max
 }
 
 func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
