@@ -38,14 +38,23 @@ build() {
 	fi
 	GOPROXY=off GOFLAGS=-mod=mod GOSUMDB=${XCADDY_GOSUMDB:-$gosumdb} \
 		xcaddy build "$CADDY_VERSION" --output ./caddy --with "$PKG" --replace "$MODULE=."
-	./caddy list-modules | grep -qx 'http.handlers.kaltura_ks' || {
+	# Capture first: grep -q exits at its first match, and with pipefail the
+	# SIGPIPE that list-modules then gets would fail the check.
+	local mods
+	mods=$(./caddy list-modules)
+	grep -qx 'http.handlers.kaltura_ks' <<<"$mods" || {
 		echo "xcaddy.sh: ./caddy does not list http.handlers.kaltura_ks" >&2
 		exit 1
 	}
 	echo "built ./caddy ($CADDY_VERSION) with http.handlers.kaltura_ks" >&2
 }
 
-built() { [ -x ./caddy ] && ./caddy list-modules 2>/dev/null | grep -qx 'http.handlers.kaltura_ks'; }
+built() {
+	[ -x ./caddy ] || return 1
+	local mods
+	mods=$(./caddy list-modules 2>/dev/null) || return 1
+	grep -qx 'http.handlers.kaltura_ks' <<<"$mods"
+}
 
 demo() {
 	local once=${1:-}
