@@ -208,12 +208,14 @@ func (c *Cache) Close() { c.stopOnce.Do(func() { close(c.stop) }) }
 // Key derives a fixed-size cache key from the parts that decide which KS a
 // request gets. It is a hash: no secret or user id is readable in it.
 func Key(parts ...string) string {
-	h := sha256.New()
+	var buf [512]byte // on the stack for the usual sizes
+	b := buf[:0]
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		b = append(b, p...)
+		b = append(b, 0)
 	}
-	return string(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	return string(sum[:])
 }
 
 func (c *Cache) load(key string) (*item, bool) {
@@ -236,6 +238,16 @@ func (c *Cache) Get(key string) (Entry, bool) {
 		return Entry{}, false
 	}
 	return it.Entry, true
+}
+
+// Fresh returns the entry for key when Fetch would return it as a Hit: cached
+// and not yet due for renewal. It is Fetch's fast path, for callers that
+// build their mint function only when they need it.
+func (c *Cache) Fresh(key string) (Entry, bool) {
+	if it, ok := c.load(key); ok && c.cfg.Now().Before(it.refreshAt) {
+		return it.Entry, true
+	}
+	return Entry{}, false
 }
 
 // Fetch returns the entry for key, minting it with mint on a miss.

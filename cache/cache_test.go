@@ -116,13 +116,22 @@ func TestRefreshAheadAndExpiry(t *testing.T) {
 		return Entry{KS: fmt.Sprint("ks", n.Add(1)), Expiry: clk.now().Add(time.Hour)}, nil
 	}
 	ctx := context.Background()
+	if _, ok := c.Fresh("k"); ok {
+		t.Fatal("Fresh on an empty cache")
+	}
 	e1, _, _ := c.Fetch(ctx, "k", mint)
 	clk.add(54 * time.Minute)
+	if e, ok := c.Fresh("k"); !ok || e.KS != e1.KS {
+		t.Fatalf("Fresh before the refresh point: %s %v", e.KS, ok)
+	}
 	if e, o, _ := c.Fetch(ctx, "k", mint); e.KS != e1.KS || o != Hit {
 		t.Fatalf("fresh until the refresh point: got %s %v", e.KS, o)
 	}
 	// Inside RefreshBefore: the current KS is served, a renewal starts.
 	clk.add(time.Minute + time.Second)
+	if _, ok := c.Fresh("k"); ok {
+		t.Fatal("Fresh inside RefreshBefore: the caller would skip the renewal")
+	}
 	if e, o, _ := c.Fetch(ctx, "k", mint); e.KS != e1.KS || o != Stale {
 		t.Fatalf("due for renewal: got %s %v", e.KS, o)
 	}

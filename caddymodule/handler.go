@@ -501,33 +501,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
-	mint := func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
-	entry, outcome, err := h.shared.cache.Fetch(r.Context(), key, mint)
-	if err != nil {
-		return h.sessionFailure(w, r, plan, err, outcome)
+	// The hit path needs no mint function: build it only on a miss.
+	entry, fresh := h.shared.cache.Fresh(key)
+	outcome := cache.Hit
+	var mint func(context.Context) (cache.Entry, error)
+	if !fresh {
+		req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
+		mint = func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
+		if entry, outcome, err = h.shared.cache.Fetch(r.Context(), key, mint); err != nil {
+			return h.sessionFailure(w, r, plan, err, outcome)
+		}
 	}
 	h.metrics.request(plan.Class, outcome.String())
-	repl.Set("http.kaltura_ks.cache", outcome.String())
 	replayable := plan.Replayable(r)
-	injected := &entry.KS
-	repl.Map(func(key string) (any, bool) {
-		if key == "http.kaltura_ks.ks_fingerprint" {
-			return kaltura.Fingerprint(*injected), true
-		}
-		return nil, false
-	})
-	var in *inspector
+	vars := &requestVars{outcome: outcome, ks: entry.KS}
+	repl.Map(vars.get)
+	in := newInspector(w, plan.Class, h.MaxInspectSize, replayable)
+	defer in.free()
 	for attempt := 0; ; attempt++ {
 		plan.Apply(r, entry.KS)
 		if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
 			c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
 				zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.Int("attempt", attempt+1))
 		}
-		if in != nil {
+		if attempt > 0 {
 			in.restart() // a retry starts from the headers before the first attempt
 		}
-		in = newInspector(w, plan.Class, h.MaxInspectSize)
 		if err := next.ServeHTTP(in, r); err != nil || !in.held() {
 			return err
 		}
@@ -552,13 +551,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !evict || !retry || !replayable || attempt > 0 {
 			return in.release(redacted)
 		}
-		fresh, _, err := h.shared.cache.Fetch(r.Context(), key, mint)
-		if err != nil || fresh.KS == entry.KS {
+		if mint == nil {
+			req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
+			mint = func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
+		}
+		renewed, _, err := h.shared.cache.Fetch(r.Context(), key, mint)
+		if err != nil || renewed.KS == entry.KS {
 			return in.release(redacted)
 		}
 		h.metrics.request(plan.Class, "retried")
-		entry = fresh
+		entry = renewed
+		vars.ks = entry.KS
 	}
+}
+
+// requestVars answers the handler's placeholders for one request.
+type requestVars struct {
+	outcome cache.Outcome
+	ks      string // the KS injected last
+}
+
+func (v *requestVars) get(key string) (any, bool) {
+	switch key {
+	case "http.kaltura_ks.cache":
+		return v.outcome.String(), true
+	case "http.kaltura_ks.ks_fingerprint":
+		return kaltura.Fingerprint(v.ks), true
+	}
+	return nil, false
 }
 
 func (h *Handler) checkUserID(user string) string {

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
 )
@@ -21,7 +21,7 @@ type inspector struct {
 	w      http.ResponseWriter
 	class  kaltura.Class
 	limit  int
-	snap   http.Header // the headers before this attempt, to start a retry from
+	snap   http.Header // the headers before the first attempt, to start a retry from
 	status int
 	buf    bytes.Buffer
 	mode   uint8
@@ -33,22 +33,50 @@ const (
 	streaming       // passing through
 )
 
-func newInspector(w http.ResponseWriter, class kaltura.Class, limit int) *inspector {
-	// A shallow copy is enough: header values are replaced or appended to,
-	// never changed in place.
-	h := w.Header()
-	snap := make(http.Header, len(h))
-	for k, v := range h {
-		snap[k] = v[:len(v):len(v)]
+// Inspectors are reused: the hit path then allocates neither the struct,
+// nor the header snapshot, nor the buffer of a held response.
+var inspectors = sync.Pool{New: func() any { return &inspector{snap: make(http.Header, 8)} }}
+
+// keepBuffer is the largest held-response buffer an inspector keeps for
+// reuse; larger ones are left to the garbage collector.
+const keepBuffer = 64 << 10
+
+// newInspector wraps w for one request. With retry, it snapshots the
+// headers so that a retry can start from them.
+func newInspector(w http.ResponseWriter, class kaltura.Class, limit int, retry bool) *inspector {
+	in := inspectors.Get().(*inspector)
+	in.w, in.class, in.limit, in.status, in.mode = w, class, limit, 0, undecided
+	if retry {
+		// A shallow copy is enough: header values are replaced or appended
+		// to, never changed in place.
+		for k, v := range w.Header() {
+			in.snap[k] = v[:len(v):len(v)]
+		}
 	}
-	return &inspector{w: w, class: class, limit: limit, snap: snap}
+	return in
+}
+
+// free returns the inspector for reuse, once the handler chain is done with
+// it. After a protocol switch the connection belongs to the proxy's own
+// goroutines, so that inspector is not reused.
+func (in *inspector) free() {
+	if in.status == http.StatusSwitchingProtocols {
+		return
+	}
+	in.w = nil
+	clear(in.snap)
+	if in.buf.Cap() > keepBuffer {
+		in.buf = bytes.Buffer{}
+	}
+	in.buf.Reset()
+	inspectors.Put(in)
 }
 
 // Header is the real writer's: nothing is sent before WriteHeader, and a
 // retry starts again from the snapshot.
 func (in *inspector) Header() http.Header { return in.w.Header() }
 
-// restart undoes the headers of a held attempt, for a retry.
+// restart drops a held attempt, its headers included, for a retry.
 func (in *inspector) restart() {
 	h := in.w.Header()
 	for k := range h {
@@ -57,6 +85,8 @@ func (in *inspector) restart() {
 	for k, v := range in.snap {
 		h[k] = v
 	}
+	in.status, in.mode = 0, undecided
+	in.buf.Reset()
 }
 
 func (in *inspector) WriteHeader(status int) {
@@ -95,9 +125,23 @@ func (in *inspector) shouldHold(status int) bool {
 			return false
 		}
 	}
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	return mt == "application/json" || mt == "text/xml" || mt == "application/xml" ||
-		mt == "text/javascript" || mt == "application/javascript" || strings.HasSuffix(mt, "+json")
+	return inspectable(h.Get("Content-Type"))
+}
+
+// inspectable reports whether a Content-Type is one a Kaltura error comes
+// in: JSON, XML or JavaScript (JSONP). It parses the media type as
+// mime.ParseMediaType does for these, without allocating.
+func inspectable(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	mt := strings.TrimSpace(ct)
+	for _, t := range [...]string{"application/json", "text/xml", "application/xml", "text/javascript", "application/javascript"} {
+		if strings.EqualFold(mt, t) {
+			return true
+		}
+	}
+	return len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json") && strings.IndexByte(mt, '/') > 0
 }
 
 func (in *inspector) stream() {

@@ -46,7 +46,7 @@ func objectMembersInto(data []byte, i int, ms []member) ([]member, int, error) {
 		ks := i
 		i = skipString(data, i)
 		ke := i
-		key := decodeJSONString(data[ks:i])
+		key := memberName(data[ks:i])
 		i = skipWS(data, i)
 		if i >= len(data) || data[i] != ':' {
 			return nil, i, errors.New("malformed JSON object")
@@ -143,6 +143,40 @@ func skipValue(data []byte, i int) int {
 	}
 }
 
+// memberName is decodeJSONString for an object member's name or a short
+// value: the names, services and actions that Kaltura requests usually
+// carry come from a table, without allocating.
+func memberName(lit []byte) string {
+	if len(lit) >= 2 {
+		if s, ok := commonNames[string(lit[1:len(lit)-1])]; ok {
+			return s
+		}
+	}
+	return decodeJSONString(lit)
+}
+
+var commonNames = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{"service", "action", "ks", "format", "callback", "clientTag", "apiVersion", "partnerId",
+		"filter", "pager", "responseProfile", "objectType", "id", "entryId", "widgetId", "type", "fields",
+		"contextDataParams", "flavorTags", "objectIdEqual", "metadataObjectTypeEqual", "redirectFromEntryId",
+		"referenceId", "name", "pageSize", "pageIndex", "orderBy", "ignoreNull", "result", "code", "message", "args",
+		"objects", "totalCount", "error", "expiry", "userId", "privileges",
+		// services and actions
+		"session", "startWidgetSession", "baseEntry", "baseentry", "media", "list", "get", "getPlaybackContext",
+		"metadata_metadata", "cuePoint_cuePoint", "cuepoint_cuepoint", "flavorAsset", "flavorasset", "getUrl",
+		"playlist", "execute", "uiConf", "uiconf", "category", "user", "appToken", "apptoken", "startSession",
+		"thumbAsset", "caption_captionAsset", "caption_captionasset", "uploadToken", "uploadtoken", "upload",
+		"add", "update", "delete", "count", "search", "liveStream", "livestream", "schedule_scheduleEvent"} {
+		m[s] = s
+	}
+	for i := 0; i <= 100; i++ {
+		s := strconv.Itoa(i)
+		m[s] = s
+	}
+	return m
+}()
+
 func decodeJSONString(lit []byte) string {
 	for _, c := range lit {
 		if c == '\\' {
@@ -163,7 +197,7 @@ func decodeJSONString(lit []byte) string {
 func scalar(data []byte, m member) string {
 	v := data[m.valStart:m.valEnd]
 	if m.isString {
-		return decodeJSONString(v)
+		return memberName(v)
 	}
 	if len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
 		return string(v)
@@ -174,7 +208,7 @@ func scalar(data []byte, m member) string {
 // quoteJSON returns s as a JSON string literal.
 func quoteJSON(s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if jsonEscaped[s[i]] {
 			b, _ := json.Marshal(s)
 			return b
 		}
@@ -182,6 +216,14 @@ func quoteJSON(s string) []byte {
 	b := make([]byte, 0, len(s)+2)
 	return append(append(append(b, '"'), s...), '"')
 }
+
+// jsonEscaped marks the bytes json.Marshal escapes in a string.
+var jsonEscaped = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&'
+	}
+	return t
+}()
 
 // subIndex parses a multirequest index ("0", "1", "-1"). PHP turns decimal
 // integer strings without leading zeros into integer keys.

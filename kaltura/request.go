@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -128,7 +129,8 @@ func widgetPath(p string) (action string, rest int, ok bool) {
 	if !strings.HasPrefix(p, "/") {
 		return "", 0, false
 	}
-	segs := strings.Split(p[1:], "/")
+	var buf [16]string
+	segs := splitPath(buf[:0], p[1:])
 	n := len(segs)
 	for n > 0 && segs[n-1] == "" {
 		n--
@@ -206,7 +208,29 @@ func phpVarBase(name string) string {
 			base = name[:i] + "_" + name[i+1:]
 		}
 	}
-	return strings.NewReplacer(" ", "_", ".", "_").Replace(base)
+	if !strings.ContainsAny(base, " .") {
+		return base
+	}
+	b := []byte(base)
+	for i, c := range b {
+		if c == ' ' || c == '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// splitPath appends the '/'-separated segments of s to dst (which may be a
+// caller's stack buffer), as strings.Split would return them.
+func splitPath(dst []string, s string) []string {
+	for {
+		i := strings.IndexByte(s, '/')
+		if i < 0 {
+			return append(dst, s)
+		}
+		dst = append(dst, s[:i])
+		s = s[i+1:]
+	}
 }
 
 // Prepare parses r (reading its body when the KS or the call's identity may
@@ -253,21 +277,35 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		setEscapedPath(r.URL, p)
 		ep = p
 	}
-	if pl.queryEdit {
-		q := pl.query
-		if pl.queryKS {
-			if q != "" {
-				q += "&"
-			}
-			q += "ks=" + queryKS(ks)
-		}
-		r.URL.RawQuery = q
-		r.URL.ForceQuery = false
-	}
 	if ep == "" {
 		ep = r.URL.EscapedPath()
 	}
-	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+	if pl.queryEdit {
+		// One allocation for both: RawQuery is the tail of RequestURI.
+		var qks string
+		if pl.queryKS {
+			qks = queryKS(ks)
+		}
+		var b strings.Builder
+		b.Grow(len(ep) + 1 + len(pl.query) + 4 + len(qks))
+		b.WriteString(ep)
+		b.WriteByte('?')
+		b.WriteString(pl.query)
+		if pl.queryKS {
+			if pl.query != "" {
+				b.WriteByte('&')
+			}
+			b.WriteString("ks=")
+			b.WriteString(qks)
+		}
+		uri := b.String()
+		r.URL.RawQuery = uri[len(ep)+1:]
+		r.URL.ForceQuery = false
+		if r.URL.RawQuery == "" {
+			uri = ep
+		}
+		r.RequestURI = uri
+	} else if r.URL.RawQuery != "" || r.URL.ForceQuery {
 		r.RequestURI = ep + "?" + r.URL.RawQuery
 	} else {
 		r.RequestURI = ep
@@ -286,9 +324,8 @@ func setPiecesBody(r *http.Request, pieces [][]byte, sep []byte) {
 	for _, p := range pieces {
 		n += len(p)
 	}
-	body := func() io.ReadCloser { return &piecesReader{pieces: pieces, sep: sep} }
-	r.Body = body()
-	r.GetBody = func() (io.ReadCloser, error) { return body(), nil }
+	r.Body = &piecesReader{pieces: pieces, sep: sep}
+	r.GetBody = func() (io.ReadCloser, error) { return &piecesReader{pieces: pieces, sep: sep}, nil }
 	r.ContentLength = int64(n)
 	r.TransferEncoding = nil
 	r.Header.Set("Content-Length", strconv.Itoa(n))
@@ -335,13 +372,20 @@ func (pr *piecesReader) Close() error { return nil }
 // literal in a value), anything else escaped (a v1 KS's '+' would read as a space).
 func queryKS(ks string) string {
 	for i := 0; i < len(ks); i++ {
-		c := ks[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '.') {
+		if !queryLiteral[ks[i]] {
 			return url.QueryEscape(ks)
 		}
 	}
 	return ks
 }
+
+// queryLiteral marks the bytes a query value carries as they are.
+var queryLiteral = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '.'
+	}
+	return t
+}()
 
 // normalizedPath reports whether an escaped path has no empty segment and
 // no dot segment (also percent-encoded), which a web server would rewrite.
@@ -383,8 +427,7 @@ func setEscapedPath(u *url.URL, ep string) {
 }
 
 func setBody(r *http.Request, b []byte) {
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	keepBody(r, b)
 	r.ContentLength = int64(len(b))
 	r.TransferEncoding = nil
 	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
@@ -395,6 +438,10 @@ func setBody(r *http.Request, b []byte) {
 // lowercased and cut at the first ';', ',' or ' ' (main/SAPI.c), which
 // mime.ParseMediaType does not always agree with.
 func bodyType(ct string) (string, map[string]string) {
+	switch ct {
+	case "application/json", "application/x-www-form-urlencoded":
+		return ct, nil // what the general case gives, without its allocations
+	}
 	mt, params, _ := mime.ParseMediaType(ct)
 	php := strings.ToLower(ct)
 	if i := strings.IndexAny(php, ";, "); i >= 0 {
@@ -436,10 +483,32 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 		return nil, &RequestError{Code: "BODY_TOO_LARGE", Status: http.StatusRequestEntityTooLarge,
 			Msg: fmt.Sprintf("request body exceeds %d bytes, the most the proxy parses to place the KS", max)}
 	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	keepBody(r, b)
 	return b, nil
 }
+
+// keepBody makes b, a body already read, the body of r (and of its copies).
+func keepBody(r *http.Request, b []byte) {
+	r.Body = &bytesBody{b: b}
+	r.GetBody = func() (io.ReadCloser, error) { return &bytesBody{b: b}, nil }
+}
+
+// bytesBody reads b: io.NopCloser(bytes.NewReader(b)) in one allocation.
+type bytesBody struct {
+	b   []byte
+	off int
+}
+
+func (bb *bytesBody) Read(p []byte) (int, error) {
+	if bb.off >= len(bb.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, bb.b[bb.off:])
+	bb.off += n
+	return n, nil
+}
+
+func (bb *bytesBody) Close() error { return nil }
 
 // ---- parameter names ----
 
@@ -521,6 +590,7 @@ type subInfo struct{ service, action field }
 type view struct {
 	service, action, format, callback field
 	subs                              map[int]*subInfo
+	slab                              []subInfo // where subs' entries live, a few per allocation
 	// badIndex is a parameter name whose first element Kaltura's
 	// multirequest takes as a sub-request index (PHP is_numeric + intval)
 	// but subIndex does not: "01", "+1", " 1", "1.0", "1e0", a huge number.
@@ -547,11 +617,15 @@ func (v *view) checkIndex(name, first string) {
 
 func (v *view) sub(n int) *subInfo {
 	if v.subs == nil {
-		v.subs = map[int]*subInfo{}
+		v.subs = make(map[int]*subInfo, 8)
 	}
 	s := v.subs[n]
 	if s == nil {
-		s = &subInfo{}
+		if len(v.slab) == cap(v.slab) {
+			v.slab = make([]subInfo, 0, 8) // the full one stays where its entries point
+		}
+		v.slab = append(v.slab, subInfo{})
+		s = &v.slab[len(v.slab)-1]
 		v.subs[n] = s
 	}
 	return s
@@ -688,16 +762,18 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	}()
 	// Path key/value pairs.
 	pre := apiPrefixLen(ep)
+	var segBuf [16]string
 	var segs []string
 	if pre < len(ep) {
-		segs = strings.Split(ep[pre:], "/")
+		segs = splitPath(segBuf[:0], ep[pre:])
 	}
 	live, stop := apiPathPairs(segs)
 	for j := 0; j+1 < stop; j += 2 {
 		v.noteRaw(lenientUnescape(segs[live[j]]), lenientUnescape(segs[live[j+1]]), srcPath)
 	}
 	// Query tokens.
-	qtoks := splitTokens(r.URL.RawQuery)
+	var qbuf [16]token
+	qtoks := splitTokens(qbuf[:0], r.URL.RawQuery)
 	for _, t := range qtoks {
 		if t.name != "" {
 			v.note(t.name, t.value, srcQuery)
@@ -726,7 +802,14 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 			pl.bodyRead = b
 			if len(bytes.TrimSpace(b)) > 0 {
 				jsonDoc = b
-				jsonMs, subMs, err = scanJSONParams(b)
+				arr := memberArrays.Get().(*[]member)
+				defer func() {
+					if cap(*arr) <= 1024 {
+						clear((*arr)[:cap(*arr)])
+						memberArrays.Put(arr)
+					}
+				}()
+				jsonMs, subMs, err = scanJSONParamsInto(b, (*arr)[:0])
 				if err != nil {
 					return err
 				}
@@ -740,7 +823,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 				return err
 			}
 			pl.bodyRead = b
-			formToks = splitTokens(string(b))
+			formToks = splitTokens(nil, string(b))
 			for _, t := range formToks {
 				if t.name != "" {
 					v.note(t.name, t.value, srcBody)
@@ -855,6 +938,16 @@ const (
 // ("N": {…}), their members. It refuses what it cannot be sure Kaltura reads
 // the same way: invalid JSON or UTF-8, deep nesting, duplicate keys.
 func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
+	return scanJSONParamsInto(b, make([]member, 0, 48))
+}
+
+// memberArrays are backing arrays for scanJSONParamsInto, reused across
+// requests: a player's multirequest has dozens of members.
+var memberArrays = sync.Pool{New: func() any { a := make([]member, 0, 64); return &a }}
+
+// scanJSONParamsInto is scanJSONParams with all (empty) as the backing array
+// of the members it returns.
+func scanJSONParamsInto(b []byte, all []member) ([]member, map[int][]member, error) {
 	ok, deep := validJSON(b, MaxJSONDepth)
 	if deep {
 		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
@@ -866,7 +959,6 @@ func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
 		return nil, nil, badRequest("request body is not valid UTF-8")
 	}
 	// One backing array for the members of every object scanned here.
-	all := make([]member, 0, 48)
 	ms, _, err := objectMembersInto(b, 0, all)
 	if err != nil {
 		return nil, nil, badRequest("request body must be a JSON object")
@@ -988,11 +1080,13 @@ type token struct {
 	sub         int    // with isKS: the sub-request, or noSub
 }
 
-func splitTokens(raw string) []token {
+// splitTokens appends the tokens of raw to dst (which may be a caller's
+// stack buffer).
+func splitTokens(dst []token, raw string) []token {
 	if raw == "" {
-		return nil
+		return dst
 	}
-	toks := make([]token, 0, strings.Count(raw, "&")+1)
+	toks := dst
 	for raw != "" {
 		var t string
 		t, raw, _ = strings.Cut(raw, "&")
@@ -1218,11 +1312,13 @@ func buildMultipart(parts []mpPart, boundary string, v *view) ([][]byte, error) 
 
 func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 	_, rest, _ := widgetPath(ep)
+	var segBuf [16]string
 	var segs []string
 	if rest < len(ep) {
-		segs = strings.Split(ep[rest:], "/")
+		segs = splitPath(segBuf[:0], ep[rest:])
 	}
-	qtoks := splitTokens(r.URL.RawQuery)
+	var qbuf [16]token
+	qtoks := splitTokens(qbuf[:0], r.URL.RawQuery)
 	// A kt URL token makes playManifest ignore any KS: nothing to inject.
 	// (thumbnail, download and raw have no such rule.) Only a kt Kaltura
 	// surely reads counts: anything else gets the KS injected, which is safe.
@@ -1267,7 +1363,7 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 				return err
 			}
 			pl.bodyRead = b
-			toks := splitTokens(string(b))
+			toks := splitTokens(nil, string(b))
 			if nb := dropKSTokens(string(b), toks, &v); nb != string(b) {
 				pl.body = [][]byte{[]byte(nb)}
 			}

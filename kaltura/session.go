@@ -528,5 +528,7 @@ func URLSafeKS(ks string) string {
 	if !strings.ContainsAny(ks, "+/") {
 		return ks
 	}
-	return strings.NewReplacer("+", "-", "/", "_").Replace(ks)
+	return urlSafe.Replace(ks)
 }
+
+var urlSafe = strings.NewReplacer("+", "-", "/", "_")

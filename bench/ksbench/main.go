@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -43,10 +44,12 @@ var (
 	caddyBin = flag.String("caddy", "./caddy", "Caddy binary with kaltura_ks")
 	rounds   = flag.Int("rounds", 5, "alternating rounds per shape")
 	duration = flag.Duration("duration", 5*time.Second, "wrk duration per run")
-	conns    = flag.Int("conns", 32, "wrk connections")
+	conns    = flag.Int("conns", 32, "wrk connections for throughput (saturating)")
+	latConns = flag.Int("lat-conns", 4, "wrk connections for latency (light load)")
+	latPause = flag.Duration("lat-pause", 2*time.Millisecond, "pause between a latency connection's requests (keeps the load light)")
 	threads  = flag.Int("threads", 1, "wrk threads")
 	users    = flag.Int("users", 1000, "distinct users in the warm-cache runs (all cached)")
-	only     = flag.String("only", "", "run one part: warm, cold, upload")
+	only     = flag.String("only", "", "run one part: warm, cold, upload; or serve: warm the cache, print the sites and wait (for profiling with wrk and /debug/pprof on the admin endpoint)")
 	uploadGB = flag.Float64("upload-gib", 1, "upload size in GiB")
 	ksExtra  = flag.String("ks-extra", "", "extra kaltura_ks subdirectives for the measured site, e.g. \"max_inspect_size 1\"")
 )
@@ -165,8 +168,16 @@ func main() {
 	defer stopCaddy()
 	waitUp(withKS + "/p/123/serveFlavor/x")
 
+	if *only == "serve" {
+		warmUp()
+		fmt.Printf("plain %s, kaltura_ks %s (users u0…u%d cached), admin http://localhost:2039/debug/pprof/; Ctrl-C stops\n", plain, withKS, *users-1)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return
+	}
 	if *only == "" || *only == "warm" {
-		warm(dir, emu)
+		warm(dir, emu, emuURL)
 	}
 	if *only == "" || *only == "cold" {
 		cold(emu, emuURL)
@@ -210,6 +221,10 @@ request = function()
   headers["X-User-Id"] = "u" .. (n % users)
   return wrk.format(method, path, headers, body)
 end
+local pause = tonumber(os.getenv("KSBENCH_DELAY_MS") or "0")
+if pause > 0 then
+  delay = function() return pause end
+end
 done = function(summary, latency, requests)
   local errs = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
   io.write(string.format('KSBENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d}\n',
@@ -227,17 +242,60 @@ type run struct {
 
 func (r run) rps() float64 { return float64(r.Requests) / (float64(r.DurationUS) / 1e6) }
 
-func wrk(dir, base string, sh int, d time.Duration) run {
-	s := shapes[sh]
+// load is what wrk sends to one site.
+type load struct{ method, path, body string }
+
+// loads gives, for each shape, what each site is sent. The kaltura_ks site
+// gets the player's request, carrying a stale KS of real length where the
+// shape carries one (kaltura_ks replaces it). The plain site gets exactly the
+// bytes kaltura_ks forwards upstream, with a hard-coded KS of the same length
+// in the same places: what a user would otherwise run. So the upstream does
+// the same work for both, and the difference is the handler's.
+func loads(hardKS, staleKS string) (plainLoads, ksLoads []load) {
+	for _, sh := range shapes {
+		kl := load{sh.method, strings.ReplaceAll(sh.path, "CLIENTKS", staleKS), sh.body}
+		var body io.Reader
+		if kl.body != "" {
+			body = strings.NewReader(kl.body)
+		}
+		r, err := http.NewRequest(kl.method, "http://127.0.0.1"+kl.path, body)
+		if err != nil {
+			log.Fatal(err)
+		}
+		r.RequestURI = kl.path
+		if kl.body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		plan, err := kaltura.Prepare(r, 10<<20)
+		if err != nil || plan.Disposition != kaltura.Inject {
+			log.Fatalf("shape %s: not a request kaltura_ks injects into (%v)", sh.name, err)
+		}
+		plan.Apply(r, hardKS)
+		pl := load{kl.method, r.RequestURI, ""}
+		if r.Body != nil {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				log.Fatal(err)
+			}
+			pl.body = string(b)
+		}
+		plainLoads, ksLoads = append(plainLoads, pl), append(ksLoads, kl)
+	}
+	return plainLoads, ksLoads
+}
+
+// wrk runs wrk against base with c connections for d; with pause > 0 each
+// connection waits that long between requests (a fixed light load).
+func wrk(dir, base string, l load, c int, pause, d time.Duration) run {
 	script := filepath.Join(dir, "ks.lua")
 	os.WriteFile(script, []byte(luaScript), 0o600)
 	bodyFile := ""
-	if s.body != "" {
+	if l.body != "" {
 		bodyFile = filepath.Join(dir, "body.json")
-		os.WriteFile(bodyFile, []byte(s.body), 0o600)
+		os.WriteFile(bodyFile, []byte(l.body), 0o600)
 	}
-	cmd := exec.Command("wrk", "-t", strconv.Itoa(*threads), "-c", strconv.Itoa(*conns), "-d", d.String(), "-s", script, base)
-	cmd.Env = append(os.Environ(), "KSBENCH_USERS="+strconv.Itoa(*users), "KSBENCH_METHOD="+s.method, "KSBENCH_PATH="+s.path, "KSBENCH_BODY="+bodyFile)
+	cmd := exec.Command("wrk", "-t", strconv.Itoa(*threads), "-c", strconv.Itoa(c), "-d", d.String(), "-s", script, base)
+	cmd.Env = append(os.Environ(), "KSBENCH_USERS="+strconv.Itoa(*users), "KSBENCH_METHOD="+l.method, "KSBENCH_PATH="+l.path, "KSBENCH_BODY="+bodyFile, "KSBENCH_DELAY_MS="+strconv.FormatInt(pause.Milliseconds(), 10))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		fatal("wrk: %v\n%s", err, out)
@@ -266,8 +324,8 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func warm(dir string, emu *kalturatest.Emulator) {
-	// Warm the cache for every user, and check each gets its own KS.
+// warmUp mints a KS for every user through the measured site.
+func warmUp() {
 	client := &http.Client{Timeout: 30 * time.Second}
 	for u := 0; u < *users; u++ {
 		req, _ := http.NewRequest("GET", withKS+"/api_v3/index.php?service=media&action=list&format=1", nil)
@@ -283,32 +341,61 @@ func warm(dir string, emu *kalturatest.Emulator) {
 			fatal("warm-up: %d", resp.StatusCode)
 		}
 	}
+}
+
+// series collects one figure per round.
+type series struct{ rps, p50, p99 []float64 }
+
+func (s *series) add(r run) {
+	s.rps, s.p50, s.p99 = append(s.rps, r.rps()), append(s.p50, r.P50/1000), append(s.p99, r.P99/1000)
+}
+
+func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
+	warmUp()
+	c := kaltura.NewClient(kaltura.ClientConfig{ServiceURL: emuURL, PartnerID: "123", AppTokenID: tokenID, Token: token, HashType: "SHA256"})
+	mintKS := func(user string) string {
+		s, err := c.StartSession(context.Background(), kaltura.SessionRequest{UserID: user, Expiry: 24 * time.Hour})
+		if err != nil {
+			fatal("minting a KS for the plain site: %v", err)
+		}
+		return s.KS
+	}
+	plainLoads, ksLoads := loads(mintKS("u500"), mintKS("u501"))
 	before := emu.Calls("apptoken", "startsession")
-	fmt.Printf("\n## Warm cache: %d users, all cached; wrk -t%d -c%d, %d alternating rounds of %v per site and shape (medians)\n\n",
-		*users, *threads, *conns, *rounds, *duration)
-	fmt.Println("| shape | plain req/s | kaltura_ks req/s | ratio | plain p50 / p99 | kaltura_ks p50 / p99 | added p99 | errors |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Printf("\n## Warm cache: %d users, all cached; %d alternating rounds of %v per site and shape (medians)\n\n", *users, *rounds, *duration)
+	fmt.Printf("Throughput: wrk -t%d -c%d saturates the machine (its p99 is mostly queueing). Latency: wrk -t%d -c%d with a %v pause between a connection's requests, a fixed light load, so p99 shows the time a request takes rather than the queue in front of it.\n\n",
+		*threads, *conns, *threads, *latConns, *latPause)
+	fmt.Printf("| shape | plain req/s | kaltura_ks req/s | ratio | saturated p50 / p99: plain | kaltura_ks | light-load p50 / p99: plain | kaltura_ks | added p50 / p99 | errors |\n")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for sh := range shapes {
-		wrk(dir, plain, sh, time.Second) // settle both paths
-		wrk(dir, withKS, sh, time.Second)
-		var ratios, prps, krps, pp50, pp99, kp50, kp99, addp99 []float64
+		pl, kl := plainLoads[sh], ksLoads[sh]
+		wrk(dir, plain, pl, *conns, 0, time.Second) // settle both paths
+		wrk(dir, withKS, kl, *conns, 0, time.Second)
+		var ratios, addp50, addp99 []float64
+		var pt, kt, plat, klat series
 		var errs int64
 		for r := 0; r < *rounds; r++ {
-			var p, k run
+			var p, k, pL, kL run
 			if r%2 == 0 {
-				p, k = wrk(dir, plain, sh, *duration), wrk(dir, withKS, sh, *duration)
+				p, k = wrk(dir, plain, pl, *conns, 0, *duration), wrk(dir, withKS, kl, *conns, 0, *duration)
+				pL, kL = wrk(dir, plain, pl, *latConns, *latPause, *duration), wrk(dir, withKS, kl, *latConns, *latPause, *duration)
 			} else {
-				k, p = wrk(dir, withKS, sh, *duration), wrk(dir, plain, sh, *duration)
+				k, p = wrk(dir, withKS, kl, *conns, 0, *duration), wrk(dir, plain, pl, *conns, 0, *duration)
+				kL, pL = wrk(dir, withKS, kl, *latConns, *latPause, *duration), wrk(dir, plain, pl, *latConns, *latPause, *duration)
 			}
-			errs += p.Errors + k.Errors
+			errs += p.Errors + k.Errors + pL.Errors + kL.Errors
 			ratios = append(ratios, k.rps()/p.rps())
-			prps, krps = append(prps, p.rps()), append(krps, k.rps())
-			pp50, pp99, kp50, kp99 = append(pp50, p.P50), append(pp99, p.P99), append(kp50, k.P50), append(kp99, k.P99)
-			addp99 = append(addp99, k.P99-p.P99)
+			pt.add(p)
+			kt.add(k)
+			plat.add(pL)
+			klat.add(kL)
+			addp50, addp99 = append(addp50, (kL.P50-pL.P50)/1000), append(addp99, (kL.P99-pL.P99)/1000)
 		}
-		fmt.Printf("| %s | %.0f | %.0f | %.3f | %.2f / %.2f ms | %.2f / %.2f ms | %+.3f ms | %d |\n",
-			shapes[sh].name, median(prps), median(krps), median(ratios),
-			median(pp50)/1000, median(pp99)/1000, median(kp50)/1000, median(kp99)/1000, median(addp99)/1000, errs)
+		fmt.Printf("| %s | %.0f | %.0f | %.3f | %.2f / %.2f ms | %.2f / %.2f ms | %.3f / %.3f ms | %.3f / %.3f ms | %+.3f / %+.3f ms | %d |\n",
+			shapes[sh].name, median(pt.rps), median(kt.rps), median(ratios),
+			median(pt.p50), median(pt.p99), median(kt.p50), median(kt.p99),
+			median(plat.p50), median(plat.p99), median(klat.p50), median(klat.p99),
+			median(addp50), median(addp99), errs)
 	}
 	fmt.Printf("\nappToken.startSession calls during the warm runs: %d (all users stayed cached)\n", emu.Calls("apptoken", "startsession")-before)
 }
