@@ -5,7 +5,7 @@
 #
 #   bench/run.sh                 # warm-cache table (3 shapes), cold cache, memory, 1 GiB upload
 #   bench/run.sh -only warm      # just the warm-cache table
-#   bench/run.sh -rounds 7 -duration 8s
+#   bench/run.sh -only warm -rounds 60 -lat-rounds 30   # more rounds on a noisy machine
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then

@@ -658,16 +658,7 @@ func (v *view) noteRaw(name, value string, src int) {
 func (v *view) noteSplit(name, first, second, value string, src int) {
 	v.checkIndex(name, first)
 	if second == "" {
-		switch first {
-		case "service":
-			v.service.set(value, src)
-		case "action":
-			v.action.set(value, src)
-		case "format":
-			v.format.set(value, src)
-		case "callback":
-			v.callback.set(value, src)
-		}
+		v.noteTop(first, value, src)
 		return
 	}
 	if n, ok := subIndex(first); ok {
@@ -677,6 +668,20 @@ func (v *view) noteSplit(name, first, second, value string, src int) {
 		case "action":
 			v.sub(n).action.set(value, src)
 		}
+	}
+}
+
+// noteTop records a top-level parameter.
+func (v *view) noteTop(name, value string, src int) {
+	switch name {
+	case "service":
+		v.service.set(value, src)
+	case "action":
+		v.action.set(value, src)
+	case "format":
+		v.format.set(value, src)
+	case "callback":
+		v.callback.set(value, src)
 	}
 }
 
@@ -775,7 +780,10 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	var qbuf [16]token
 	qtoks := splitTokens(qbuf[:0], r.URL.RawQuery)
 	for _, t := range qtoks {
-		if t.name != "" {
+		switch {
+		case t.simple:
+			v.noteTop(t.name, t.value, srcQuery) // what note does for such a name
+		case t.name != "":
 			v.note(t.name, t.value, srcQuery)
 		}
 	}
@@ -1078,7 +1086,33 @@ type token struct {
 	name, value string // decoded; value only for names the merged view reads
 	isKS        bool   // a top-level or sub-request ks
 	sub         int    // with isKS: the sub-request, or noSub
+	simple      bool   // name is simpleName: a top-level parameter, never a sub-request index
 }
+
+// simpleName reports whether a raw parameter name is a letter or '_'
+// followed by letters, digits and '_': PHP registers it as it is (nothing
+// to decode, trim, cut or nest), and it is not numeric, so it names a
+// top-level parameter and no sub-request. Most names are simple; they skip
+// the general parsing, which gives the same result for them.
+func simpleName(raw string) bool {
+	if raw == "" || !nameStart[raw[0]] {
+		return false
+	}
+	for i := 1; i < len(raw); i++ {
+		if !nameByte[raw[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var nameStart, nameByte = func() (start, rest [256]bool) {
+	for c := 0; c < 256; c++ {
+		start[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		rest[c] = start[c] || c >= '0' && c <= '9'
+	}
+	return start, rest
+}()
 
 // splitTokens appends the tokens of raw to dst (which may be a caller's
 // stack buffer).
@@ -1090,14 +1124,34 @@ func splitTokens(dst []token, raw string) []token {
 	for raw != "" {
 		var t string
 		t, raw, _ = strings.Cut(raw, "&")
-		tk := token{raw: t, name: phpName(phpQueryUnescape(t, true))}
-		tk.sub, tk.isKS = ksParam(tk.name)
-		if first, second := paramName(tk.name); !tk.isKS && viewReads(first, second) {
-			tk.value = phpQueryUnescape(t, false)
+		if rawName, _, _ := strings.Cut(t, "="); simpleName(rawName) {
+			toks = append(toks, simpleToken(t, rawName))
+		} else {
+			toks = append(toks, parseToken(t))
 		}
-		toks = append(toks, tk)
 	}
 	return toks
+}
+
+// parseToken reads one query or form token as PHP and Kaltura do.
+func parseToken(t string) token {
+	tk := token{raw: t, name: phpName(phpQueryUnescape(t, true))}
+	tk.sub, tk.isKS = ksParam(tk.name)
+	if first, second := paramName(tk.name); !tk.isKS && viewReads(first, second) {
+		tk.value = phpQueryUnescape(t, false)
+	}
+	return tk
+}
+
+// simpleToken is parseToken for a token whose raw name is simpleName.
+func simpleToken(t, rawName string) token {
+	tk := token{raw: t, name: rawName, simple: true}
+	if rawName == "ks" {
+		tk.sub, tk.isKS = noSub, true
+	} else if viewReads(rawName, "") {
+		tk.value = phpQueryUnescape(t, false)
+	}
+	return tk
 }
 
 // phpName is a parameter name as PHP registers it ($_GET, $_POST): a C

@@ -6,6 +6,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -312,4 +313,57 @@ func TestPlanRefusesUnnormalizedPaths(t *testing.T) {
 	if len(r.Header) != 0 {
 		t.Fatalf("headers left: %v", r.Header)
 	}
+}
+
+// The fast path for simple parameter names gives what the general parse
+// gives: the same token, and the same merged view.
+func TestSimpleTokensMatchTheGeneralParse(t *testing.T) {
+	tokens := []string{"ks=abc", "ks", "ks=", "service=baseentry", "action=get&x", "format=1", "callback=cb%5B",
+		"clientTag=html5:v3.17.95", "entryId=1_abc", "_x=1", "a1=%20", "service=a+b", "Service=x", "KS=y", "ks1=z",
+		"format=9%00", "action"}
+	for _, tok := range tokens {
+		rawName, _, _ := strings.Cut(tok, "=")
+		if !simpleName(rawName) {
+			t.Fatalf("%q: expected a simple name", rawName)
+		}
+		fast, general := simpleToken(tok, rawName), parseToken(tok)
+		general.simple = true
+		if fast != general {
+			t.Errorf("%q: fast %+v, general %+v", tok, fast, general)
+		}
+		var vf, vg view
+		vf.noteTop(fast.name, fast.value, srcQuery)
+		vg.note(general.name, general.value, srcQuery)
+		if !reflect.DeepEqual(vf, vg) {
+			t.Errorf("%q: view %+v, general %+v", tok, vf, vg)
+		}
+	}
+	for _, name := range []string{"", "1", "01", "-1", "1e0", "ks[]", "1:ks", "ks%00", "k s", "k.s", "k+s", " ks", "ks:x", "é", "a-b"} {
+		if simpleName(name) {
+			t.Errorf("%q taken as simple", name)
+		}
+	}
+}
+
+func FuzzSimpleToken(f *testing.F) {
+	for _, s := range []string{"ks=1", "service=x", "a_b=%41", "format=1&", "callback=x+y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		rawName, _, _ := strings.Cut(tok, "=")
+		if !simpleName(rawName) {
+			return
+		}
+		fast, general := simpleToken(tok, rawName), parseToken(tok)
+		general.simple = true
+		if fast != general {
+			t.Fatalf("%q: fast %+v, general %+v", tok, fast, general)
+		}
+		var vf, vg view
+		vf.noteTop(fast.name, fast.value, srcQuery)
+		vg.note(general.name, general.value, srcQuery)
+		if !reflect.DeepEqual(vf, vg) {
+			t.Fatalf("%q: view %+v, general %+v", tok, vf, vg)
+		}
+	})
 }

@@ -41,17 +41,19 @@ const (
 )
 
 var (
-	caddyBin = flag.String("caddy", "./caddy", "Caddy binary with kaltura_ks")
-	rounds   = flag.Int("rounds", 5, "alternating rounds per shape")
-	duration = flag.Duration("duration", 5*time.Second, "wrk duration per run")
-	conns    = flag.Int("conns", 32, "wrk connections for throughput (saturating)")
-	latConns = flag.Int("lat-conns", 4, "wrk connections for latency (light load)")
-	latPause = flag.Duration("lat-pause", 2*time.Millisecond, "pause between a latency connection's requests (keeps the load light)")
-	threads  = flag.Int("threads", 1, "wrk threads")
-	users    = flag.Int("users", 1000, "distinct users in the warm-cache runs (all cached)")
-	only     = flag.String("only", "", "run one part: warm, cold, upload; or serve: warm the cache, print the sites and wait (for profiling with wrk and /debug/pprof on the admin endpoint)")
-	uploadGB = flag.Float64("upload-gib", 1, "upload size in GiB")
-	ksExtra  = flag.String("ks-extra", "", "extra kaltura_ks subdirectives for the measured site, e.g. \"max_inspect_size 1\"")
+	caddyBin    = flag.String("caddy", "./caddy", "Caddy binary with kaltura_ks")
+	rounds      = flag.Int("rounds", 30, "throughput: alternating rounds per shape")
+	duration    = flag.Duration("duration", time.Second, "throughput: wrk duration per run")
+	latRounds   = flag.Int("lat-rounds", 15, "latency: alternating rounds per shape")
+	latDuration = flag.Duration("lat-duration", 2*time.Second, "latency: wrk duration per run")
+	conns       = flag.Int("conns", 32, "wrk connections for throughput (saturating)")
+	latConns    = flag.Int("lat-conns", 4, "wrk connections for latency (light load)")
+	latPause    = flag.Duration("lat-pause", 2*time.Millisecond, "pause between a latency connection's requests (keeps the load light)")
+	threads     = flag.Int("threads", 1, "wrk threads")
+	users       = flag.Int("users", 1000, "distinct users in the warm-cache runs (all cached)")
+	only        = flag.String("only", "", "run one part: warm, cold, upload; or serve: warm the cache, print the sites and wait (for profiling with wrk and /debug/pprof on the admin endpoint)")
+	uploadGB    = flag.Float64("upload-gib", 1, "upload size in GiB")
+	ksExtra     = flag.String("ks-extra", "", "extra kaltura_ks subdirectives for the measured site, e.g. \"max_inspect_size 1\"")
 )
 
 // Shapes: the same as caddymodule's benchmarks.
@@ -362,34 +364,41 @@ func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
 	}
 	plainLoads, ksLoads := loads(mintKS("u500"), mintKS("u501"))
 	before := emu.Calls("apptoken", "startsession")
-	fmt.Printf("\n## Warm cache: %d users, all cached; %d alternating rounds of %v per site and shape (medians)\n\n", *users, *rounds, *duration)
-	fmt.Printf("Throughput: wrk -t%d -c%d saturates the machine (its p99 is mostly queueing). Latency: wrk -t%d -c%d with a %v pause between a connection's requests, a fixed light load, so p99 shows the time a request takes rather than the queue in front of it.\n\n",
-		*threads, *conns, *threads, *latConns, *latPause)
+	fmt.Printf("\n## Warm cache: %d users, all cached (medians)\n\n", *users)
+	fmt.Printf("Throughput: %d rounds, each a %v wrk -t%d -c%d run at each site (the order alternates), which saturates the machine; the ratio is the median of the rounds' ratios. "+
+		"Latency: %d such rounds of %v at a fixed light load, wrk -t%d -c%d with a %v pause between a connection's requests, so p99 is the time a request takes rather than the queue in front of it. "+
+		"Short alternating runs let both sites see the same moments of a noisy machine.\n\n",
+		*rounds, *duration, *threads, *conns, *latRounds, *latDuration, *threads, *latConns, *latPause)
 	fmt.Printf("| shape | plain req/s | kaltura_ks req/s | ratio | saturated p50 / p99: plain | kaltura_ks | light-load p50 / p99: plain | kaltura_ks | added p50 / p99 | errors |\n")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for sh := range shapes {
 		pl, kl := plainLoads[sh], ksLoads[sh]
 		wrk(dir, plain, pl, *conns, 0, time.Second) // settle both paths
 		wrk(dir, withKS, kl, *conns, 0, time.Second)
+		// pair runs one round at each site, alternating which goes first.
+		pair := func(r, c int, pause, d time.Duration) (p, k run) {
+			if r%2 == 0 {
+				return wrk(dir, plain, pl, c, pause, d), wrk(dir, withKS, kl, c, pause, d)
+			}
+			k = wrk(dir, withKS, kl, c, pause, d)
+			return wrk(dir, plain, pl, c, pause, d), k
+		}
 		var ratios, addp50, addp99 []float64
 		var pt, kt, plat, klat series
 		var errs int64
 		for r := 0; r < *rounds; r++ {
-			var p, k, pL, kL run
-			if r%2 == 0 {
-				p, k = wrk(dir, plain, pl, *conns, 0, *duration), wrk(dir, withKS, kl, *conns, 0, *duration)
-				pL, kL = wrk(dir, plain, pl, *latConns, *latPause, *duration), wrk(dir, withKS, kl, *latConns, *latPause, *duration)
-			} else {
-				k, p = wrk(dir, withKS, kl, *conns, 0, *duration), wrk(dir, plain, pl, *conns, 0, *duration)
-				kL, pL = wrk(dir, withKS, kl, *latConns, *latPause, *duration), wrk(dir, plain, pl, *latConns, *latPause, *duration)
-			}
-			errs += p.Errors + k.Errors + pL.Errors + kL.Errors
+			p, k := pair(r, *conns, 0, *duration)
+			errs += p.Errors + k.Errors
 			ratios = append(ratios, k.rps()/p.rps())
 			pt.add(p)
 			kt.add(k)
-			plat.add(pL)
-			klat.add(kL)
-			addp50, addp99 = append(addp50, (kL.P50-pL.P50)/1000), append(addp99, (kL.P99-pL.P99)/1000)
+		}
+		for r := 0; r < *latRounds; r++ {
+			p, k := pair(r, *latConns, *latPause, *latDuration)
+			errs += p.Errors + k.Errors
+			plat.add(p)
+			klat.add(k)
+			addp50, addp99 = append(addp50, (k.P50-p.P50)/1000), append(addp99, (k.P99-p.P99)/1000)
 		}
 		fmt.Printf("| %s | %.0f | %.0f | %.3f | %.2f / %.2f ms | %.2f / %.2f ms | %.3f / %.3f ms | %.3f / %.3f ms | %+.3f / %+.3f ms | %d |\n",
 			shapes[sh].name, median(pt.rps), median(kt.rps), median(ratios),
