@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -57,18 +58,36 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 	return theMetrics
 }
 
-// counters caches the requests counter per label pair: no label hashing on
-// the hit path.
-var counters sync.Map // [2]string -> prometheus.Counter
+// results are the values of the requests counter's result label.
+var results = [...]string{"hit", "miss", "shared", "stale", "remembered_failure",
+	"forwarded", "refused", "ended", "evicted", "retried", "canceled", "failed"}
+
+func resultIndex(result string) int {
+	for i, r := range results {
+		if r == result {
+			return i
+		}
+	}
+	return -1
+}
+
+// counters holds the requests counter per class and result, created on
+// first use: the hit path neither hashes labels nor allocates.
+var counters [4][len(results)]atomic.Pointer[prometheus.Counter]
 
 func (m *metrics) request(class kaltura.Class, result string) {
-	k := [2]string{class.String(), result}
-	if c, ok := counters.Load(k); ok {
-		c.(prometheus.Counter).Inc()
+	i := resultIndex(result)
+	if int(class) >= len(counters) || i < 0 {
+		m.requests.WithLabelValues(class.String(), result).Inc()
 		return
 	}
-	c := m.requests.WithLabelValues(k[0], k[1])
-	counters.Store(k, c)
+	slot := &counters[class][i]
+	if c := slot.Load(); c != nil {
+		(*c).Inc()
+		return
+	}
+	c := m.requests.WithLabelValues(class.String(), result)
+	slot.Store(&c)
 	c.Inc()
 }
 

@@ -217,6 +217,15 @@ func quoteJSON(s string) []byte {
 	return append(append(append(b, '"'), s...), '"')
 }
 
+// strSpecial marks the bytes that end, escape or invalidate a JSON string.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 // jsonEscaped marks the bytes json.Marshal escapes in a string.
 var jsonEscaped = func() (t [256]bool) {
 	for c := 0; c < 256; c++ {
@@ -330,6 +339,9 @@ func (v *jsonValidator) lit(i int, s string) int {
 func (v *jsonValidator) str(i int) int {
 	b := v.b
 	for i++; i < len(b); i++ {
+		if !strSpecial[b[i]] {
+			continue // the common byte: one table lookup
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1

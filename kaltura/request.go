@@ -152,7 +152,7 @@ func widgetPath(p string) (action string, rest int, ok bool) {
 	default:
 		return "", 0, false
 	}
-	action = strings.ToLower(lenientUnescape(segs[i]))
+	action = lowerAction(lenientUnescape(segs[i]))
 	if short && action != "playmanifest" {
 		return "", 0, false
 	}
@@ -161,6 +161,26 @@ func widgetPath(p string) (action string, rest int, ok bool) {
 		rest += len(s) + 1
 	}
 	return action, rest, true
+}
+
+// lowerAction is strings.ToLower(a), without allocating for the actions
+// the proxy acts on.
+func lowerAction(a string) string {
+	for _, known := range [...]string{"playmanifest", "thumbnail", "download", "raw"} {
+		if len(a) == len(known) && strings.EqualFold(a, known) && isASCII(a) {
+			return known
+		}
+	}
+	return strings.ToLower(a)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // lenientUnescape decodes the valid %XX escapes of s and keeps the others,
@@ -589,8 +609,13 @@ type subInfo struct{ service, action field }
 
 type view struct {
 	service, action, format, callback field
-	subs                              map[int]*subInfo
-	slab                              []subInfo // where subs' entries live, a few per allocation
+	// The sub-requests named so far: the first few inline (no allocation
+	// for a player's multirequest), the rest in a map.
+	subN  [inlineSubs]int
+	subV  [inlineSubs]subInfo
+	nsubs int
+	more  map[int]*subInfo
+	slab  []subInfo // where more's entries live, a few per allocation
 	// badIndex is a parameter name whose first element Kaltura's
 	// multirequest takes as a sub-request index (PHP is_numeric + intval)
 	// but subIndex does not: "01", "+1", " 1", "1.0", "1e0", a huge number.
@@ -615,20 +640,49 @@ func (v *view) checkIndex(name, first string) {
 	}
 }
 
-func (v *view) sub(n int) *subInfo {
-	if v.subs == nil {
-		v.subs = make(map[int]*subInfo, 8)
-	}
-	s := v.subs[n]
-	if s == nil {
-		if len(v.slab) == cap(v.slab) {
-			v.slab = make([]subInfo, 0, 8) // the full one stays where its entries point
+const inlineSubs = 8
+
+// lookup returns sub-request n's info, or nil.
+func (v *view) lookup(n int) *subInfo {
+	for i := 0; i < v.nsubs && i < inlineSubs; i++ {
+		if v.subN[i] == n {
+			return &v.subV[i]
 		}
-		v.slab = append(v.slab, subInfo{})
-		s = &v.slab[len(v.slab)-1]
-		v.subs[n] = s
 	}
+	return v.more[n] // nil map: nil
+}
+
+// sub returns sub-request n's info, adding it.
+func (v *view) sub(n int) *subInfo {
+	if s := v.lookup(n); s != nil {
+		return s
+	}
+	if v.nsubs < inlineSubs {
+		v.subN[v.nsubs] = n
+		v.nsubs++
+		return &v.subV[v.nsubs-1]
+	}
+	if v.more == nil {
+		v.more = make(map[int]*subInfo, 8)
+	}
+	if len(v.slab) == cap(v.slab) {
+		v.slab = make([]subInfo, 0, 8) // the full one stays where its entries point
+	}
+	v.slab = append(v.slab, subInfo{})
+	s := &v.slab[len(v.slab)-1]
+	v.more[n] = s
+	v.nsubs++
 	return s
+}
+
+// eachSub calls f for every sub-request named, in no particular order.
+func (v *view) eachSub(f func(n int, s *subInfo)) {
+	for i := 0; i < v.nsubs && i < inlineSubs; i++ {
+		f(v.subN[i], &v.subV[i])
+	}
+	for n, s := range v.more {
+		f(n, s)
+	}
 }
 
 // note records a scalar query, form or multipart parameter (a name PHP
@@ -693,7 +747,7 @@ func (v *view) keepKS(n int) bool {
 	if n == noSub {
 		return false
 	}
-	s := v.subs[n]
+	s := v.lookup(n)
 	return s != nil && s.service.n == 1 && s.action.n == 1 &&
 		strings.EqualFold(s.service.v, "apptoken") && strings.EqualFold(s.action.v, "startsession")
 }
@@ -701,18 +755,18 @@ func (v *view) keepKS(n int) bool {
 // executed counts the sub-requests Kaltura would run: from min(1, smallest
 // key) up to the first index without service and action.
 func (v *view) executed() int {
-	if len(v.subs) == 0 {
+	if v.nsubs == 0 {
 		return 0
 	}
 	start := 1
-	for n := range v.subs {
+	v.eachSub(func(n int, _ *subInfo) {
 		if n < start {
 			start = n
 		}
-	}
+	})
 	c := 0
 	for n := start; ; n++ {
-		s := v.subs[n]
+		s := v.lookup(n)
 		if s == nil || s.service.v == "" || s.action.v == "" {
 			return c
 		}
@@ -863,7 +917,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	pl.Service = strings.ToLower(v.service.v)
 	pl.Action = strings.ToLower(v.action.v)
 	pl.Multirequest = v.service.v == "multirequest"
-	if len(v.subs) > MaxSubRequests {
+	if v.nsubs > MaxSubRequests {
 		return badRequest("more than %d sub-requests", MaxSubRequests)
 	}
 	if pl.Multirequest {
@@ -871,11 +925,13 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 			return badRequest("multirequest parameter %q: sub-request indexes must be plain integers (0, 1, 2, …)", v.badIndex)
 		}
 		pl.SubRequests = v.executed()
-		for _, s := range v.subs {
-			if strings.EqualFold(s.service.v, "session") && strings.EqualFold(s.action.v, "end") {
-				return &RequestError{Code: "UNSUPPORTED", Status: http.StatusBadRequest,
-					Msg: "session.end inside a multirequest is not supported by the KS proxy: send it as a single call"}
-			}
+		ends := false
+		v.eachSub(func(_ int, s *subInfo) {
+			ends = ends || strings.EqualFold(s.service.v, "session") && strings.EqualFold(s.action.v, "end")
+		})
+		if ends {
+			return &RequestError{Code: "UNSUPPORTED", Status: http.StatusBadRequest,
+				Msg: "session.end inside a multirequest is not supported by the KS proxy: send it as a single call"}
 		}
 	} else {
 		switch {
