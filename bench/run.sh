@@ -12,6 +12,12 @@ if ! command -v wrk >/dev/null; then
 	echo "installing wrk (apt)" >&2
 	if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi
 fi
-./xcaddy.sh >/dev/null
+log=$(mktemp)
+if ! ./xcaddy.sh >"$log" 2>&1; then
+	cat "$log" >&2
+	rm -f "$log"
+	exit 1
+fi
+rm -f "$log"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(go version | cut -d' ' -f3)"
 go run ./bench/ksbench -caddy ./caddy "$@"

@@ -1083,7 +1083,21 @@ func duplicateKey(ms []member) string {
 func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
 	for _, m := range ms {
 		if !m.isObject {
-			v.noteRaw(m.key, scalar(b, m), srcBody)
+			// As v.noteRaw(m.key, scalar(b, m), srcBody), decoding the
+			// value only where the view reads it.
+			first, second := m.key, ""
+			if !simpleName(m.key) {
+				first, second = rawParamName(m.key)
+			}
+			value := ""
+			if viewReads(first, second) {
+				value = scalar(b, m)
+			}
+			if second == "" && simpleName(m.key) {
+				v.noteTop(first, value, srcBody) // a simple name: checkIndex has nothing to flag
+			} else {
+				v.noteSplit(m.key, first, second, value, srcBody)
+			}
 		} else {
 			first, _ := rawParamName(m.key)
 			v.checkIndex(m.key, first)

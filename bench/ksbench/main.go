@@ -231,6 +231,15 @@ done = function(summary, latency, requests)
   local errs = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
   io.write(string.format('KSBENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), errs))
+  if os.getenv("KSBENCH_HIST") == "1" then
+    -- the whole latency histogram (µs:count), to pool rounds
+    local parts = {}
+    for i = 1, #latency do
+      local v, c = latency(i)
+      parts[#parts + 1] = string.format("%d:%d", v, c)
+    end
+    io.write("KSHIST " .. table.concat(parts, ",") .. "\n")
+  end
 end
 `
 
@@ -240,6 +249,35 @@ type run struct {
 	P50        float64 `json:"p50_us"`
 	P99        float64 `json:"p99_us"`
 	Errors     int64   `json:"errors"`
+	hist       hist    // with pause > 0: the latency histogram
+}
+
+// hist counts requests per latency in µs.
+type hist map[int64]int64
+
+func (h hist) add(o hist) {
+	for v, c := range o {
+		h[v] += c
+	}
+}
+
+// percentile returns the latency in ms below which p% of requests fall.
+func (h hist) percentile(p float64) float64 {
+	vs := make([]int64, 0, len(h))
+	var n int64
+	for v, c := range h {
+		vs = append(vs, v)
+		n += c
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i] < vs[j] })
+	want := int64(float64(n)*p/100 + 0.5)
+	var seen int64
+	for _, v := range vs {
+		if seen += h[v]; seen >= want {
+			return float64(v) / 1000
+		}
+	}
+	return 0
 }
 
 func (r run) rps() float64 { return float64(r.Requests) / (float64(r.DurationUS) / 1e6) }
@@ -296,8 +334,12 @@ func wrk(dir, base string, l load, c int, pause, d time.Duration) run {
 		bodyFile = filepath.Join(dir, "body.json")
 		os.WriteFile(bodyFile, []byte(l.body), 0o600)
 	}
+	histFlag := "0"
+	if pause > 0 {
+		histFlag = "1"
+	}
 	cmd := exec.Command("wrk", "-t", strconv.Itoa(*threads), "-c", strconv.Itoa(c), "-d", d.String(), "-s", script, base)
-	cmd.Env = append(os.Environ(), "KSBENCH_USERS="+strconv.Itoa(*users), "KSBENCH_METHOD="+l.method, "KSBENCH_PATH="+l.path, "KSBENCH_BODY="+bodyFile, "KSBENCH_DELAY_MS="+strconv.FormatInt(pause.Milliseconds(), 10))
+	cmd.Env = append(os.Environ(), "KSBENCH_USERS="+strconv.Itoa(*users), "KSBENCH_METHOD="+l.method, "KSBENCH_PATH="+l.path, "KSBENCH_BODY="+bodyFile, "KSBENCH_DELAY_MS="+strconv.FormatInt(pause.Milliseconds(), 10), "KSBENCH_HIST="+histFlag)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		fatal("wrk: %v\n%s", err, out)
@@ -313,6 +355,26 @@ func wrk(dir, base string, l load, c int, pause, d time.Duration) run {
 	}
 	if err := json.Unmarshal(line, &r); err != nil {
 		fatal("wrk output %q: %v", line, err)
+	}
+	if pause > 0 {
+		i := bytes.Index(out, []byte("KSHIST "))
+		if i < 0 {
+			fatal("wrk output without a histogram: %s", out)
+		}
+		line := out[i+7:]
+		if j := bytes.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		r.hist = hist{}
+		for _, f := range strings.Split(string(line), ",") {
+			v, c, ok := strings.Cut(f, ":")
+			vi, err1 := strconv.ParseInt(v, 10, 64)
+			ci, err2 := strconv.ParseInt(c, 10, 64)
+			if !ok || err1 != nil || err2 != nil {
+				fatal("wrk histogram entry %q", f)
+			}
+			r.hist[vi] += ci
+		}
 	}
 	return r
 }
@@ -366,7 +428,7 @@ func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
 	before := emu.Calls("apptoken", "startsession")
 	fmt.Printf("\n## Warm cache: %d users, all cached (medians)\n\n", *users)
 	fmt.Printf("Throughput: %d rounds, each a %v wrk -t%d -c%d run at each site (the order alternates), which saturates the machine; the ratio is the median of the rounds' ratios. "+
-		"Latency: %d such rounds of %v at a fixed light load, wrk -t%d -c%d with a %v pause between a connection's requests, so p99 is the time a request takes rather than the queue in front of it. "+
+		"Latency: %d such rounds of %v at a fixed light load, wrk -t%d -c%d with a %v pause between a connection's requests, so p99 is the time a request takes rather than the queue in front of it; its percentiles pool all the rounds' requests. "+
 		"Short alternating runs let both sites see the same moments of a noisy machine.\n\n",
 		*rounds, *duration, *threads, *conns, *latRounds, *latDuration, *threads, *latConns, *latPause)
 	fmt.Printf("| shape | plain req/s | kaltura_ks req/s | ratio | saturated p50 / p99: plain | kaltura_ks | light-load p50 / p99: plain | kaltura_ks | added p50 / p99 | errors |\n")
@@ -383,8 +445,9 @@ func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
 			k = wrk(dir, withKS, kl, c, pause, d)
 			return wrk(dir, plain, pl, c, pause, d), k
 		}
-		var ratios, addp50, addp99 []float64
-		var pt, kt, plat, klat series
+		var ratios []float64
+		var pt, kt series
+		plat, klat := hist{}, hist{}
 		var errs int64
 		for r := 0; r < *rounds; r++ {
 			p, k := pair(r, *conns, 0, *duration)
@@ -396,15 +459,15 @@ func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
 		for r := 0; r < *latRounds; r++ {
 			p, k := pair(r, *latConns, *latPause, *latDuration)
 			errs += p.Errors + k.Errors
-			plat.add(p)
-			klat.add(k)
-			addp50, addp99 = append(addp50, (k.P50-p.P50)/1000), append(addp99, (k.P99-p.P99)/1000)
+			plat.add(p.hist)
+			klat.add(k.hist)
 		}
+		// Latency percentiles over all the rounds' requests together.
+		pp50, pp99, kp50, kp99 := plat.percentile(50), plat.percentile(99), klat.percentile(50), klat.percentile(99)
 		fmt.Printf("| %s | %.0f | %.0f | %.3f | %.2f / %.2f ms | %.2f / %.2f ms | %.3f / %.3f ms | %.3f / %.3f ms | %+.3f / %+.3f ms | %d |\n",
 			shapes[sh].name, median(pt.rps), median(kt.rps), median(ratios),
 			median(pt.p50), median(pt.p99), median(kt.p50), median(kt.p99),
-			median(plat.p50), median(plat.p99), median(klat.p50), median(klat.p99),
-			median(addp50), median(addp99), errs)
+			pp50, pp99, kp50, kp99, kp50-pp50, kp99-pp99, errs)
 	}
 	fmt.Printf("\nappToken.startSession calls during the warm runs: %d (all users stayed cached)\n", emu.Calls("apptoken", "startsession")-before)
 }
