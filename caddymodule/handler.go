@@ -506,8 +506,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	outcome := cache.Hit
 	var mint func(context.Context) (cache.Entry, error)
 	if !fresh {
-		req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
-		mint = func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
+		mint = h.minter(user, privileges)
 		if entry, outcome, err = h.shared.cache.Fetch(r.Context(), key, mint); err != nil {
 			return h.sessionFailure(w, r, plan, err, outcome)
 		}
@@ -552,8 +551,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return in.release(redacted)
 		}
 		if mint == nil {
-			req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
-			mint = func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
+			mint = h.minter(user, privileges)
 		}
 		renewed, _, err := h.shared.cache.Fetch(r.Context(), key, mint)
 		if err != nil || renewed.KS == entry.KS {
@@ -563,6 +561,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		entry = renewed
 		vars.ks = entry.KS
 	}
+}
+
+// minter returns the function that mints a KS for user with privileges.
+func (h *Handler) minter(user, privileges string) func(context.Context) (cache.Entry, error) {
+	req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
+	return func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
 }
 
 // requestVars answers the handler's placeholders for one request.

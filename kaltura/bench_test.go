@@ -5,24 +5,16 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-)
 
-// benchMultirequest is a player's first multirequest (about 1.5 KB).
-var benchMultirequest = func() string {
-	fields := strings.Repeat("id,referenceId,name,description,thumbnailUrl,dataUrl,duration,msDuration,flavorParamsIds,mediaType,type,tags,dvrStatus,externalSourceType,status,", 6)
-	return `{"1":{"service":"session","action":"startWidgetSession","widgetId":"_123"},` +
-		`"2":{"service":"baseEntry","action":"list","ks":"{1:result:ks}","filter":{"redirectFromEntryId":"1_abcdefgh"},"responseProfile":{"type":1,"fields":"` + fields + `"}},` +
-		`"3":{"service":"baseEntry","action":"getPlaybackContext","entryId":"{2:result:objects:0:id}","ks":"{1:result:ks}","contextDataParams":{"objectType":"KalturaContextDataParams","flavorTags":"all"}},` +
-		`"4":{"service":"metadata_metadata","action":"list","filter":{"objectType":"KalturaMetadataFilter","objectIdEqual":"{2:result:objects:0:id}","metadataObjectTypeEqual":"1"},"ks":"{1:result:ks}"},` +
-		`"apiVersion":"3.3.0","format":1,"ks":"","clientTag":"html5:v3.17.95","partnerId":123}`
-}()
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
+)
 
 // BenchmarkPrepareApply: Prepare and Apply alone, per request shape.
 func BenchmarkPrepareApply(b *testing.B) {
 	ks := strings.Repeat("djJ8MTIzfA", 25)
 	for _, sh := range []struct{ name, method, target, body string }{
 		{"GET", "GET", "/api_v3/index.php?service=baseentry&action=get&entryId=1_abcdefgh&version=-1&format=1&clientTag=html5:v3.17.95&ks=" + ks, ""},
-		{"multirequest", "POST", "/api_v3/service/multirequest", benchMultirequest},
+		{"multirequest", "POST", "/api_v3/service/multirequest", kalturatest.PlayerMultirequest},
 		{"playManifest", "GET", "/p/123/sp/12300/playManifest/entryId/1_abcdefgh/protocol/https/format/applehttp/flavorIds/1_f1,1_f2,1_f3/a.m3u8?playSessionId=0f1e2d3c&clientTag=html5:v3.17.95", ""},
 	} {
 		b.Run(sh.name, func(b *testing.B) {
@@ -55,7 +47,7 @@ func BenchmarkPrepareApply(b *testing.B) {
 }
 
 func BenchmarkValidJSON(b *testing.B) {
-	body := []byte(benchMultirequest)
+	body := []byte(kalturatest.PlayerMultirequest)
 	b.SetBytes(int64(len(body)))
 	for i := 0; i < b.N; i++ {
 		if ok, _ := validJSON(body, MaxJSONDepth); !ok {

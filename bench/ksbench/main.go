@@ -60,17 +60,8 @@ var (
 // Shapes: the same as caddymodule's benchmarks.
 var shapes = []struct{ name, method, path, body string }{
 	{"GET api_v3 (query string)", "GET", "/api_v3/index.php?service=baseentry&action=get&entryId=1_abcdefgh&version=-1&format=1&clientTag=html5:v3.17.95&ks=CLIENTKS", ""},
-	{"multirequest JSON (~2 KB)", "POST", "/api_v3/service/multirequest", multirequestBody()},
+	{fmt.Sprintf("multirequest JSON (%d bytes)", len(kalturatest.PlayerMultirequest)), "POST", "/api_v3/service/multirequest", kalturatest.PlayerMultirequest},
 	{"playManifest", "GET", "/p/123/sp/12300/playManifest/entryId/1_abcdefgh/protocol/https/format/applehttp/flavorIds/1_f1,1_f2,1_f3/a.m3u8?playSessionId=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0:1a2b3c4d-5e6f-7a8b-9c0d-e1f2a3b4c5d6&referrer=aHR0cHM6Ly9leGFtcGxlLm9yZy9jb3Vyc2VzLzEwMS9sZXNzb24/eD0x&clientTag=html5:v3.17.95", ""},
-}
-
-func multirequestBody() string {
-	fields := strings.Repeat("id,referenceId,name,description,thumbnailUrl,dataUrl,duration,msDuration,flavorParamsIds,mediaType,type,tags,dvrStatus,externalSourceType,status,", 6)
-	return `{"1":{"service":"session","action":"startWidgetSession","widgetId":"_123"},` +
-		`"2":{"service":"baseEntry","action":"list","ks":"{1:result:ks}","filter":{"redirectFromEntryId":"1_abcdefgh"},"responseProfile":{"type":1,"fields":"` + fields + `"}},` +
-		`"3":{"service":"baseEntry","action":"getPlaybackContext","entryId":"{2:result:objects:0:id}","ks":"{1:result:ks}","contextDataParams":{"objectType":"KalturaContextDataParams","flavorTags":"all"}},` +
-		`"4":{"service":"metadata_metadata","action":"list","filter":{"objectType":"KalturaMetadataFilter","objectIdEqual":"{2:result:objects:0:id}","metadataObjectTypeEqual":"1"},"ks":"{1:result:ks}"},` +
-		`"apiVersion":"3.3.0","format":1,"ks":"","clientTag":"html5:v3.17.95","partnerId":123}`
 }
 
 // upstream answers like a fast Kaltura: a small JSON for api_v3, a small
