@@ -244,7 +244,13 @@ func (c *Cache) Get(key string) (Entry, bool) {
 // and not yet due for renewal. It is Fetch's fast path, for callers that
 // build their mint function only when they need it.
 func (c *Cache) Fresh(key string) (Entry, bool) {
-	if it, ok := c.load(key); ok && c.cfg.Now().Before(it.refreshAt) {
+	v, ok := c.c.Get(key)
+	if !ok {
+		return Entry{}, false
+	}
+	it := v.(*item)
+	// load's check and Fetch's, on one reading of the clock.
+	if now := c.cfg.Now(); now.Before(it.until) && now.Before(it.refreshAt) {
 		return it.Entry, true
 	}
 	return Entry{}, false

@@ -414,3 +414,25 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestFreshNeverPastTheGuard: with RefreshBefore shorter than Guard, the
+// refresh point comes after the guard; Fresh must still stop at the guard.
+func TestFreshNeverPastTheGuard(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := New(Config{RefreshBefore: 10 * time.Second, Jitter: -1, Guard: 30 * time.Second, Now: clk.now})
+	defer c.Close()
+	mint := func(context.Context) (Entry, error) {
+		return Entry{KS: "ks", Expiry: clk.now().Add(time.Hour)}, nil
+	}
+	if _, _, err := c.Fetch(context.Background(), "k", mint); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Hour - 31*time.Second)
+	if _, ok := c.Fresh("k"); !ok {
+		t.Fatal("not fresh 31 s before expiry")
+	}
+	clk.add(2 * time.Second) // 29 s before expiry: inside the guard, before the refresh point
+	if e, ok := c.Fresh("k"); ok {
+		t.Fatalf("Fresh served %q inside the guard", e.KS)
+	}
+}

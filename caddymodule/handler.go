@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"os"
 	"regexp"
@@ -136,6 +137,7 @@ type Handler struct {
 	keyPrefix   string
 	privDynamic bool
 	userKey     string // user_id when it is exactly one placeholder
+	userHeader  string // the canonical header name when that placeholder is {http.request.header.*}
 	logger      *zap.Logger
 	metrics     *metrics
 	logLimiter  *logLimiter
@@ -258,6 +260,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.privDynamic = strings.Contains(h.Privileges, "{")
 	if u := strings.TrimSpace(h.UserID); strings.HasPrefix(u, "{") && strings.HasSuffix(u, "}") && strings.Count(u, "{") == 1 && strings.Count(u, "}") == 1 {
 		h.userKey = u[1 : len(u)-1]
+		if name, ok := strings.CutPrefix(h.userKey, "http.request.header."); ok && headerToken(name) {
+			h.userHeader = textproto.CanonicalMIMEHeaderKey(name)
+		}
 	}
 	if h.Expiry == 0 {
 		h.Expiry = caddy.Duration(DefaultExpiry)
@@ -463,7 +468,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	var user string
-	if h.userKey != "" {
+	if h.userHeader != "" {
+		// What Caddy's {http.request.header.*} gives, read without the
+		// replacer's walk through its providers.
+		user = strings.Join(r.Header[h.userHeader], ",")
+	} else if h.userKey != "" {
 		if v, ok := repl.Get(h.userKey); ok && v != nil {
 			user, _ = v.(string)
 			if user == "" {
@@ -513,8 +522,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	h.metrics.request(plan.Class, outcome.String())
 	replayable := plan.Replayable(r)
-	vars := &requestVars{outcome: outcome, ks: entry.KS}
-	repl.Map(vars.get)
+	repl.Map(placeholders(outcome, entry.KS))
 	in := newInspector(w, plan.Class, h.MaxInspectSize, replayable)
 	defer in.free()
 	for attempt := 0; ; attempt++ {
@@ -559,8 +567,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		h.metrics.request(plan.Class, "retried")
 		entry = renewed
-		vars.ks = entry.KS
+		// Static values come before the providers added with Map.
+		repl.Set(fingerprintPlaceholder, kaltura.Fingerprint(entry.KS))
 	}
+}
+
+// headerToken reports whether name is a valid header field name (an RFC 9110
+// token), the names CanonicalMIMEHeaderKey canonicalizes.
+func headerToken(name string) bool {
+	return name != "" && !strings.ContainsFunc(name, func(c rune) bool {
+		return c >= 0x7f || c <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+	})
 }
 
 // minter returns the function that mints a KS for user with privileges.
@@ -569,20 +586,23 @@ func (h *Handler) minter(user, privileges string) func(context.Context) (cache.E
 	return func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
 }
 
-// requestVars answers the handler's placeholders for one request.
-type requestVars struct {
-	outcome cache.Outcome
-	ks      string // the KS injected last
-}
+const (
+	cachePlaceholder       = "http.kaltura_ks.cache"
+	fingerprintPlaceholder = "http.kaltura_ks.ks_fingerprint"
+)
 
-func (v *requestVars) get(key string) (any, bool) {
-	switch key {
-	case "http.kaltura_ks.cache":
-		return v.outcome.String(), true
-	case "http.kaltura_ks.ks_fingerprint":
-		return kaltura.Fingerprint(v.ks), true
+// placeholders answers the handler's placeholders for one request: one
+// allocation, the function with what it captured.
+func placeholders(outcome cache.Outcome, ks string) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		switch key {
+		case cachePlaceholder:
+			return outcome.String(), true
+		case fingerprintPlaceholder:
+			return kaltura.Fingerprint(ks), true
+		}
+		return nil, false
 	}
-	return nil, false
 }
 
 func (h *Handler) checkUserID(user string) string {

@@ -21,7 +21,7 @@ type inspector struct {
 	w      http.ResponseWriter
 	class  kaltura.Class
 	limit  int
-	snap   http.Header // the headers before the first attempt, to start a retry from
+	snap   []headerField // the headers before the first attempt, to start a retry from
 	status int
 	buf    bytes.Buffer
 	mode   uint8
@@ -35,7 +35,12 @@ const (
 
 // Inspectors are reused: the hit path then allocates neither the struct,
 // nor the header snapshot, nor the buffer of a held response.
-var inspectors = sync.Pool{New: func() any { return &inspector{snap: make(http.Header, 8)} }}
+var inspectors = sync.Pool{New: func() any { return &inspector{snap: make([]headerField, 0, 8)} }}
+
+type headerField struct {
+	name   string
+	values []string
+}
 
 // keepBuffer is the largest held-response buffer an inspector keeps for
 // reuse; larger ones are left to the garbage collector.
@@ -50,7 +55,7 @@ func newInspector(w http.ResponseWriter, class kaltura.Class, limit int, retry b
 		// A shallow copy is enough: header values are replaced or appended
 		// to, never changed in place.
 		for k, v := range w.Header() {
-			in.snap[k] = v[:len(v):len(v)]
+			in.snap = append(in.snap, headerField{k, v[:len(v):len(v)]})
 		}
 	}
 	return in
@@ -65,6 +70,7 @@ func (in *inspector) free() {
 	}
 	in.w = nil
 	clear(in.snap)
+	in.snap = in.snap[:0]
 	if in.buf.Cap() > keepBuffer {
 		in.buf = bytes.Buffer{}
 	}
@@ -82,8 +88,8 @@ func (in *inspector) restart() {
 	for k := range h {
 		delete(h, k)
 	}
-	for k, v := range in.snap {
-		h[k] = v
+	for _, f := range in.snap {
+		h[f.name] = f.values
 	}
 	in.status, in.mode = 0, undecided
 	in.buf.Reset()
@@ -112,20 +118,29 @@ func (in *inspector) WriteHeader(status int) {
 func (in *inspector) shouldHold(status int) bool {
 	h := in.w.Header()
 	if in.class != kaltura.API {
-		return kaltura.ManifestKSError(h.Get("X-Kaltura"))
+		return kaltura.ManifestKSError(first(h, "X-Kaltura"))
 	}
 	if status != http.StatusOK {
 		return false
 	}
-	if ce := h.Get("Content-Encoding"); ce != "" && ce != "gzip" && ce != "identity" {
+	if ce := first(h, "Content-Encoding"); ce != "" && ce != "gzip" && ce != "identity" {
 		return false
 	}
-	if cl := h.Get("Content-Length"); cl != "" {
+	if cl := first(h, "Content-Length"); cl != "" {
 		if n, err := strconv.Atoi(cl); err != nil || n > in.limit {
 			return false
 		}
 	}
-	return inspectable(h.Get("Content-Type"))
+	return inspectable(first(h, "Content-Type"))
+}
+
+// first is h.Get(name) for a name already in canonical form, without
+// canonicalizing it again.
+func first(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // inspectable reports whether a Content-Type is one a Kaltura error comes

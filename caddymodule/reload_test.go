@@ -104,3 +104,25 @@ func TestReloadKeepsCache(t *testing.T) {
 		t.Error("a KS or the token is in the metrics")
 	}
 }
+
+// TestUserHeaderReadAsCaddyDoes: a user_id of one {http.request.header.*}
+// placeholder is read straight from the header; it must give what Caddy's
+// replacer gives (values joined with ",", any spelling of the name), as the
+// general path does for a user_id template.
+func TestUserHeaderReadAsCaddyDoes(t *testing.T) {
+	for _, tc := range []struct{ userID, want string }{
+		{"{http.request.header.x-user-id}", "alice,bob"},
+		{"{http.request.header.X-User-Id}@site", "alice,bob@site"},
+	} {
+		e := newEnv(t, nil, "user_id "+tc.userID)
+		req, err := http.NewRequest("GET", "http://localhost:9080/api_v3/index.php?service=media&action=list&format=1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Add("X-User-Id", "alice")
+		req.Header.Add("x-user-id", "bob")
+		if r := e.do(req); r.users() != tc.want {
+			t.Fatalf("user_id %s: KS users %q, want %q (%.200s)", tc.userID, r.users(), tc.want, r.body)
+		}
+	}
+}

@@ -2,8 +2,10 @@ package kaltura
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
 )
 
@@ -226,6 +228,17 @@ var strSpecial = func() (t [256]bool) {
 	return t
 }()
 
+// strSpecialMask marks the high bit of each byte of w (eight bytes, little
+// endian) that strSpecial marks: '"', '\\' or a control byte (< 0x20). The
+// lowest mark is exact (the zero-byte and less-than bit tricks are wrong only
+// above a true hit), so its position is the first special byte.
+func strSpecialMask(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w) & highs
+}
+
 // jsonEscaped marks the bytes json.Marshal escapes in a string.
 var jsonEscaped = func() (t [256]bool) {
 	for c := 0; c < 256; c++ {
@@ -339,8 +352,16 @@ func (v *jsonValidator) lit(i int, s string) int {
 func (v *jsonValidator) str(i int) int {
 	b := v.b
 	for i++; i < len(b); i++ {
-		if !strSpecial[b[i]] {
-			continue // the common byte: one table lookup
+		if i+8 <= len(b) {
+			// Eight bytes at a time, to the first special one.
+			m := strSpecialMask(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 7
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else if !strSpecial[b[i]] {
+			continue
 		}
 		switch c := b[i]; {
 		case c == '"':

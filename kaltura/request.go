@@ -87,6 +87,7 @@ type Plan struct {
 	Callback     string
 	SubRequests  int // sub-requests that would execute (multirequest)
 
+	ep         string // the escaped path Prepare saw
 	path       string // escaped path, client KS removed
 	pathInsert int    // where "/ks/<KS>" goes in path; -1 for none
 	pathEdited bool
@@ -258,7 +259,7 @@ func splitPath(dst []string, s string) []string {
 // changes r except to replace a body it has read with an identical copy.
 func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 	ep := r.URL.EscapedPath()
-	pl := &Plan{Class: Classify(r.Method, ep), pathInsert: -1}
+	pl := &Plan{Class: Classify(r.Method, ep), pathInsert: -1, ep: ep}
 	if !normalizedPath(ep) {
 		// The web server in front of Kaltura normalizes such a path before
 		// its rewrites, so it may be an api_v3 or extwidget call in disguise.
@@ -298,7 +299,7 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		ep = p
 	}
 	if ep == "" {
-		ep = r.URL.EscapedPath()
+		ep = pl.ep // the path is as Prepare saw it
 	}
 	if pl.queryEdit {
 		// One allocation for both: RawQuery is the tail of RequestURI.

@@ -2,7 +2,9 @@ package kaltura
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
+	"math/bits"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -361,4 +363,33 @@ func FuzzSimpleToken(f *testing.F) {
 			sameAsGeneralParse(t, tok)
 		}
 	})
+}
+
+// TestStrSpecialMask checks the eight-byte test against strSpecial: every
+// byte value at every position, among bytes that are not special themselves
+// and bytes (≥ 0x80, just above the limits) that trip naive bit tricks. The
+// lowest mark must be the first special byte.
+func TestStrSpecialMask(t *testing.T) {
+	for _, fill := range []byte{'a', 0x80, 0xff, 0x21, 0x23, 0x5b, 0x5d, 0xa2, 0xdc, 0x1f, '"'} {
+		for pos := 0; pos < 8; pos++ {
+			for c := 0; c < 256; c++ {
+				var w [8]byte
+				for i := range w {
+					w[i] = fill
+				}
+				w[pos] = byte(c)
+				first := 8
+				for i, x := range w {
+					if strSpecial[x] {
+						first = i
+						break
+					}
+				}
+				m := strSpecialMask(binary.LittleEndian.Uint64(w[:]))
+				if got := bits.TrailingZeros64(m) >> 3; got != first {
+					t.Fatalf("%x: first special at %d, mask %x says %d", w, first, m, got)
+				}
+			}
+		}
+	}
 }
