@@ -377,10 +377,12 @@ func FuzzJSONScan(f *testing.F) {
 		if len(b) > fuzzMaxInput {
 			return
 		}
-		// The one-pass validator agrees with encoding/json (below the depth limit).
-		if ok, deep := validJSON(b, MaxJSONDepth); !deep && ok != json.Valid(b) {
-			t.Fatalf("validJSON %v, json.Valid %v: %q", ok, json.Valid(b), b)
-		} else if deep != (jsonDepth(b) > MaxJSONDepth && json.Valid(b)) && json.Valid(b) {
+		// The one-pass validator agrees with encoding/json and utf8.Valid
+		// (below the depth limit).
+		valid := json.Valid(b) && utf8.Valid(b)
+		if ok, deep := validJSON(b, MaxJSONDepth); !deep && ok != valid {
+			t.Fatalf("validJSON %v, json.Valid and utf8.Valid %v: %q", ok, valid, b)
+		} else if deep != (jsonDepth(b) > MaxJSONDepth && valid) && valid {
 			t.Fatalf("validJSON deep %v, depth %d: %q", deep, jsonDepth(b), b)
 		}
 		ms, end, err := objectMembers(b, 0) // must not panic, whatever b is

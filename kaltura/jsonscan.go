@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/bits"
 	"strconv"
+	"unicode/utf8"
 )
 
 // member is one "key": value pair of a JSON object, located by byte offsets
@@ -219,24 +220,25 @@ func quoteJSON(s string) []byte {
 	return append(append(append(b, '"'), s...), '"')
 }
 
-// strSpecial marks the bytes that end, escape or invalidate a JSON string.
+// strSpecial marks the bytes that end, escape or invalidate a JSON string,
+// and those that start a multi-byte UTF-8 sequence, checked where they are.
 var strSpecial = func() (t [256]bool) {
-	for c := 0; c < 0x20; c++ {
-		t[c] = true
+	for c := 0; c < 256; c++ {
+		t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80
 	}
-	t['"'], t['\\'] = true, true
 	return t
 }()
 
 // strSpecialMask marks the high bit of each byte of w (eight bytes, little
-// endian) that strSpecial marks: '"', '\\' or a control byte (< 0x20). The
-// lowest mark is exact (the zero-byte and less-than bit tricks are wrong only
-// above a true hit), so its position is the first special byte.
+// endian) that strSpecial marks: '"', '\\', a control byte (< 0x20) or a
+// byte ≥ 0x80. The lowest mark is exact (the zero-byte and less-than bit
+// tricks are wrong only above a true hit), so its position is the first
+// special byte.
 func strSpecialMask(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := w ^ (ones * '"')
 	bs := w ^ (ones * '\\')
-	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w) & highs
+	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w | w) & highs
 }
 
 // jsonEscaped marks the bytes json.Marshal escapes in a string.
@@ -260,10 +262,11 @@ func subIndex(s string) (int, bool) {
 	return n, true
 }
 
-// validJSON reports whether b is one valid JSON value (RFC 8259, as
-// encoding/json.Valid judges it: strings are not checked for UTF-8) nesting at
-// most maxDepth deep; deep is set when it nests deeper. One pass, no
-// allocation: the hit path's replacement for json.Valid plus a depth count.
+// validJSON reports whether b is one valid JSON value in valid UTF-8 (what
+// encoding/json.Valid and utf8.Valid together judge; outside strings, JSON
+// has no room for a non-ASCII byte) nesting at most maxDepth deep; deep is
+// set when it nests deeper. One pass, no allocation: the hit path's
+// replacement for json.Valid, utf8.Valid and a depth count.
 func validJSON(b []byte, maxDepth int) (ok, deep bool) {
 	v := jsonValidator{b: b, max: maxDepth}
 	i := v.value(skipWS(b, 0), 0)
@@ -368,6 +371,13 @@ func (v *jsonValidator) str(i int) int {
 			return i + 1
 		case c < 0x20:
 			return -1
+		case c >= 0x80:
+			// What utf8.Valid checks, here instead of in a pass of its own.
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return -1
+			}
+			i += size - 1
 		case c == '\\':
 			i++
 			if i >= len(b) {

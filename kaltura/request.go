@@ -1018,10 +1018,10 @@ func scanJSONParamsInto(b []byte, all []member) ([]member, map[int][]member, err
 		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
 	}
 	if !ok {
+		if !utf8.Valid(b) {
+			return nil, nil, badRequest("request body is not valid UTF-8")
+		}
 		return nil, nil, badRequest("request body is not valid JSON")
-	}
-	if !utf8.Valid(b) {
-		return nil, nil, badRequest("request body is not valid UTF-8")
 	}
 	// One backing array for the members of every object scanned here.
 	ms, _, err := objectMembersInto(b, 0, all)

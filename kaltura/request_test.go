@@ -393,3 +393,22 @@ func TestStrSpecialMask(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONBodyErrors: a body that is not valid UTF-8 is named so, also when
+// the bad byte sits inside a string the validator reads eight bytes at a time.
+func TestJSONBodyErrors(t *testing.T) {
+	for body, want := range map[string]string{
+		"{\"a\":\"\xff\"}":                        "not valid UTF-8",
+		"{\"a\":\"abcdefghijklmnop\xc3\x28xyz\"}": "not valid UTF-8",
+		"{\"a\":\"\xed\xa0\x80\"}":                "not valid UTF-8", // a surrogate
+		`{"a":}`:                                  "not valid JSON",
+	} {
+		_, _, err := scanJSONParams([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
+	}
+	if _, _, err := scanJSONParams([]byte("{\"a\":\"h\xc3\xa9llo w\xc3\xb6rld \xef\xbf\xbd \xf0\x9f\x8e\xac\"}")); err != nil {
+		t.Errorf("valid UTF-8 refused: %v", err)
+	}
+}
