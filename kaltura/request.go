@@ -483,15 +483,19 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 	var b []byte
 	var err error
 	if n := r.ContentLength; n > 0 && n <= max {
-		b = make([]byte, n)
-		_, err = io.ReadFull(r.Body, b)
-		if err == nil {
+		// Room for one byte more than Content-Length says, to see the end
+		// of the body: net/http returns it with the last bytes, so a body
+		// of the declared length takes one Read.
+		b = make([]byte, n+1)
+		var m int
+		m, err = io.ReadAtLeast(r.Body, b, len(b))
+		switch {
+		case err == io.ErrUnexpectedEOF && int64(m) == n:
+			b, err = b[:n], nil
+		case err == nil:
 			// More than Content-Length said: read the rest to find out.
-			var extra [1]byte
-			if m, _ := r.Body.Read(extra[:]); m > 0 {
-				rest, err2 := io.ReadAll(io.LimitReader(r.Body, max-n))
-				b, err = append(append(b, extra[0]), rest...), err2
-			}
+			rest, err2 := io.ReadAll(io.LimitReader(r.Body, max-n))
+			b, err = append(b, rest...), err2
 		}
 	} else {
 		b, err = io.ReadAll(io.LimitReader(r.Body, max+1))

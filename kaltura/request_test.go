@@ -3,6 +3,7 @@ package kaltura
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"math/bits"
 	"mime/multipart"
@@ -410,5 +411,61 @@ func TestJSONBodyErrors(t *testing.T) {
 	}
 	if _, _, err := scanJSONParams([]byte("{\"a\":\"h\xc3\xa9llo w\xc3\xb6rld \xef\xbf\xbd \xf0\x9f\x8e\xac\"}")); err != nil {
 		t.Errorf("valid UTF-8 refused: %v", err)
+	}
+}
+
+// eofWithData returns its last bytes together with io.EOF, as net/http's
+// body reader does for a body of the declared length.
+type eofWithData struct{ r *strings.Reader }
+
+func (e *eofWithData) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == nil && e.r.Len() == 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// TestReadBodyLengths: readBody returns the body whatever its length says,
+// and refuses one that ends early or passes the limit.
+func TestReadBodyLengths(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		body     string
+		declared int64
+		eofEarly bool // the reader returns io.EOF with the last bytes
+		want     string
+		err      string
+	}{
+		{"exact, EOF apart", "0123456789", 10, false, "0123456789", ""},
+		{"exact, EOF with the data", "0123456789", 10, true, "0123456789", ""},
+		{"longer than declared", "0123456789abc", 10, true, "0123456789abc", ""},
+		{"shorter than declared", "01234", 10, true, "", "reading the request body failed"},
+		{"longer than the limit", strings.Repeat("x", 40), 10, false, "", "BODY_TOO_LARGE"},
+		{"unknown length", "0123456789", -1, false, "0123456789", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rd io.Reader = strings.NewReader(tc.body)
+			if tc.eofEarly {
+				rd = &eofWithData{strings.NewReader(tc.body)}
+			}
+			r := httptest.NewRequest("POST", "/api_v3/service/multirequest", io.NopCloser(rd))
+			r.ContentLength = tc.declared
+			b, err := readBody(r, 32)
+			if tc.err != "" {
+				var re *RequestError
+				if err == nil || !(strings.Contains(err.Error(), tc.err) || errors.As(err, &re) && re.Code == tc.err) {
+					t.Fatalf("err %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || string(b) != tc.want {
+				t.Fatalf("%q %v, want %q", b, err, tc.want)
+			}
+			again, _ := io.ReadAll(r.Body)
+			if string(again) != tc.want {
+				t.Fatalf("body put back %q", again)
+			}
+		})
 	}
 }

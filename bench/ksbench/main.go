@@ -159,6 +159,7 @@ func main() {
 		log.Fatal(err)
 	}
 	stopCaddy = func() { cmd.Process.Kill(); cmd.Wait() }
+	caddyPID = cmd.Process.Pid
 	defer stopCaddy()
 	waitUp(withKS + "/p/123/serveFlavor/x")
 
@@ -182,6 +183,9 @@ func main() {
 }
 
 var stopCaddy = func() {}
+
+// caddyPID is the Caddy under test.
+var caddyPID int
 
 // fatal stops Caddy, then exits.
 func fatal(format string, a ...any) {
@@ -242,6 +246,9 @@ type run struct {
 	P99        float64 `json:"p99_us"`
 	Errors     int64   `json:"errors"`
 	hist       hist    // with pause > 0: the latency histogram
+	// CPU time per request (µs) of each process during the run: Caddy,
+	// this process (the upstream; the emulator idles), and wrk.
+	caddyUS, upstreamUS, wrkUS float64
 }
 
 // hist counts requests per latency in µs.
@@ -332,10 +339,13 @@ func wrk(dir, base string, l load, c int, pause, d time.Duration) run {
 	}
 	cmd := exec.Command("wrk", "-t", strconv.Itoa(*threads), "-c", strconv.Itoa(c), "-d", d.String(), "-s", script, base)
 	cmd.Env = append(os.Environ(), "KSBENCH_USERS="+strconv.Itoa(*users), "KSBENCH_METHOD="+l.method, "KSBENCH_PATH="+l.path, "KSBENCH_BODY="+bodyFile, "KSBENCH_DELAY_MS="+strconv.FormatInt(pause.Milliseconds(), 10), "KSBENCH_HIST="+histFlag)
+	caddy0, self0 := cpuTime(caddyPID), cpuTime(os.Getpid())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		fatal("wrk: %v\n%s", err, out)
 	}
+	caddy1, self1 := cpuTime(caddyPID), cpuTime(os.Getpid())
+	wrkCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	i := bytes.Index(out, []byte("KSBENCH "))
 	if i < 0 {
 		fatal("wrk output: %s", out)
@@ -347,6 +357,10 @@ func wrk(dir, base string, l load, c int, pause, d time.Duration) run {
 	}
 	if err := json.Unmarshal(line, &r); err != nil {
 		fatal("wrk output %q: %v", line, err)
+	}
+	if r.Requests > 0 {
+		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Requests) }
+		r.caddyUS, r.upstreamUS, r.wrkUS = per(caddy1-caddy0), per(self1-self0), per(wrkCPU)
 	}
 	if pause > 0 {
 		i := bytes.Index(out, []byte("KSHIST "))
@@ -400,10 +414,11 @@ func warmUp() {
 }
 
 // series collects one figure per round.
-type series struct{ rps, p50, p99 []float64 }
+type series struct{ rps, p50, p99, caddy, upstream, wrk []float64 }
 
 func (s *series) add(r run) {
 	s.rps, s.p50, s.p99 = append(s.rps, r.rps()), append(s.p50, r.P50/1000), append(s.p99, r.P99/1000)
+	s.caddy, s.upstream, s.wrk = append(s.caddy, r.caddyUS), append(s.upstream, r.upstreamUS), append(s.wrk, r.wrkUS)
 }
 
 func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
@@ -425,6 +440,7 @@ func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
 		*rounds, *duration, *threads, *conns, *latRounds, *latDuration, *threads, *latConns, *latPause)
 	fmt.Printf("| shape | plain req/s | kaltura_ks req/s | ratio | saturated p50 / p99: plain | kaltura_ks | light-load p50 / p99: plain | kaltura_ks | added p50 / p99 | errors |\n")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var cpuRows []string
 	for sh := range shapes {
 		pl, kl := plainLoads[sh], ksLoads[sh]
 		wrk(dir, plain, pl, *conns, 0, time.Second) // settle both paths
@@ -460,6 +476,22 @@ func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
 			shapes[sh].name, median(pt.rps), median(kt.rps), median(ratios),
 			median(pt.p50), median(pt.p99), median(kt.p50), median(kt.p99),
 			pp50, pp99, kp50, kp99, kp50-pp50, kp99-pp99, errs)
+		var added, upAdded, wrkAdded []float64
+		for i := range pt.caddy {
+			added = append(added, kt.caddy[i]-pt.caddy[i])
+			upAdded = append(upAdded, kt.upstream[i]-pt.upstream[i])
+			wrkAdded = append(wrkAdded, kt.wrk[i]-pt.wrk[i])
+		}
+		cpuRows = append(cpuRows, fmt.Sprintf("| %s | %.1f | %.1f | %+.1f | %.1f / %.1f (%+.1f) | %.1f / %.1f (%+.1f) |",
+			shapes[sh].name, median(pt.caddy), median(kt.caddy), median(added),
+			median(pt.upstream), median(kt.upstream), median(upAdded), median(pt.wrk), median(kt.wrk), median(wrkAdded)))
+	}
+	fmt.Printf("\nCPU time per request in the throughput rounds, µs (medians; added: the median of the rounds' differences). " +
+		"The upstream and wrk do the same work for both sites, so what they add is not the handler's work: it is what a slower middle costs the processes sharing its cores.\n\n")
+	fmt.Println("| shape | Caddy: plain | kaltura_ks | added | upstream: plain / kaltura_ks (added) | wrk: plain / kaltura_ks (added) |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	for _, r := range cpuRows {
+		fmt.Println(r)
 	}
 	fmt.Printf("\nappToken.startSession calls during the warm runs: %d (all users stayed cached)\n", emu.Calls("apptoken", "startsession")-before)
 }
@@ -589,6 +621,27 @@ func (zeros) Read(p []byte) (int, error) {
 		p[i] = 'v'
 	}
 	return len(p), nil
+}
+
+// cpuTime is the CPU time (user + system, all threads) pid has used, from
+// /proc/<pid>/stat, in clock ticks of 10 ms.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func rss(pid int) float64 {
