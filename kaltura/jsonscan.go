@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // member is one "key": value pair of a JSON object, located by byte offsets
@@ -27,12 +28,14 @@ var errNotObject = errors.New("JSON body is not an object")
 // (checked once by the caller with json.Valid) for the members to be right;
 // on anything else it returns an error or wrong offsets, but never panics.
 func objectMembers(data []byte, i int) ([]member, int, error) {
-	return objectMembersInto(data, i, make([]member, 0, 16))
+	return objectMembersInto(data, i, make([]member, 0, 16), false)
 }
 
 // objectMembersInto is objectMembers appending to ms (which must be empty),
 // so that callers scanning several objects can share one backing array.
-func objectMembersInto(data []byte, i int, ms []member) ([]member, int, error) {
+// With borrow, member names are borrowedName's: only for a document already
+// validated (validJSON) that is never written to and outlives the names.
+func objectMembersInto(data []byte, i int, ms []member, borrow bool) ([]member, int, error) {
 	i = skipWS(data, i)
 	if i >= len(data) || data[i] != '{' {
 		return nil, i, errNotObject
@@ -49,7 +52,12 @@ func objectMembersInto(data []byte, i int, ms []member) ([]member, int, error) {
 		ks := i
 		i = skipString(data, i)
 		ke := i
-		key := memberName(data[ks:i])
+		var key string
+		if borrow {
+			key = borrowedName(data[ks:i])
+		} else {
+			key = memberName(data[ks:i])
+		}
 		i = skipWS(data, i)
 		if i >= len(data) || data[i] != ':' {
 			return nil, i, errors.New("malformed JSON object")
@@ -202,6 +210,37 @@ func scalar(data []byte, m member) string {
 	if m.isString {
 		return memberName(v)
 	}
+	return number(v)
+}
+
+// borrowedScalar is scalar with borrowedName's strings, under its conditions.
+func borrowedScalar(data []byte, m member) string {
+	v := data[m.valStart:m.valEnd]
+	if m.isString {
+		return borrowedName(v)
+	}
+	if number(v[:min(len(v), 1)]) == "" {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(v), len(v))
+}
+
+// borrowedName is memberName for a string literal of a valid JSON document
+// that is never written to and outlives the name (a request body Prepare
+// read): a literal without escapes is the document's own bytes, neither
+// copied nor looked up.
+func borrowedName(lit []byte) string {
+	if len(lit) >= 2 {
+		in := lit[1 : len(lit)-1]
+		if bytes.IndexByte(in, '\\') < 0 {
+			return unsafe.String(unsafe.SliceData(in), len(in))
+		}
+	}
+	return decodeJSONString(lit)
+}
+
+// number returns a JSON number as text ("" for anything else).
+func number(v []byte) string {
 	if len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
 		return string(v)
 	}

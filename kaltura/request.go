@@ -1028,7 +1028,7 @@ func scanJSONParamsInto(b []byte, all []member) ([]member, map[int][]member, err
 		return nil, nil, badRequest("request body is not valid JSON")
 	}
 	// One backing array for the members of every object scanned here.
-	ms, _, err := objectMembersInto(b, 0, all)
+	ms, _, err := objectMembersInto(b, 0, all, true)
 	if err != nil {
 		return nil, nil, badRequest("request body must be a JSON object")
 	}
@@ -1040,7 +1040,7 @@ func scanJSONParamsInto(b []byte, all []member) ([]member, map[int][]member, err
 	ms = ms[:len(ms):len(ms)]
 	for _, m := range ms {
 		if n, ok := subIndex(m.key); ok && m.isObject {
-			sm, _, err := objectMembersInto(b, m.valStart, rest)
+			sm, _, err := objectMembersInto(b, m.valStart, rest, true)
 			if err != nil {
 				return nil, nil, badRequest("malformed sub-request %d", n)
 			}
@@ -1088,7 +1088,7 @@ func duplicateKey(ms []member) string {
 func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
 	for _, m := range ms {
 		if !m.isObject {
-			// As v.noteRaw(m.key, scalar(b, m), srcBody), decoding the
+			// As v.noteRaw(m.key, borrowedScalar(b, m), srcBody), decoding the
 			// value only where the view reads it.
 			first, second := m.key, ""
 			if !simpleName(m.key) {
@@ -1096,7 +1096,7 @@ func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
 			}
 			value := ""
 			if viewReads(first, second) {
-				value = scalar(b, m)
+				value = borrowedScalar(b, m)
 			}
 			if second == "" && simpleName(m.key) {
 				v.noteTop(first, value, srcBody) // a simple name: checkIndex has nothing to flag
@@ -1112,9 +1112,9 @@ func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
 		for _, m := range sm {
 			switch m.key {
 			case "service":
-				v.sub(n).service.set(scalar(b, m), srcBody)
+				v.sub(n).service.set(borrowedScalar(b, m), srcBody)
 			case "action":
-				v.sub(n).action.set(scalar(b, m), srcBody)
+				v.sub(n).action.set(borrowedScalar(b, m), srcBody)
 			}
 		}
 	}
@@ -1123,7 +1123,8 @@ func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
 // jsonPieces splits b at every KS value to be replaced.
 func jsonPieces(b []byte, ms []member, subs map[int][]member, v *view) [][]byte {
 	type span struct{ s, e int }
-	var holes []span
+	var holeBuf [8]span // a player's multirequest has one per sub-request
+	holes := holeBuf[:0]
 	for _, m := range ms {
 		if sub, ok := ksParam(m.key); ok && !m.isObject && !v.keepKS(sub) {
 			holes = append(holes, span{m.valStart, m.valEnd})
