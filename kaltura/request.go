@@ -270,13 +270,18 @@ func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 		return pl, &RequestError{Code: "BAD_REQUEST", Status: http.StatusRequestURITooLong,
 			Msg: fmt.Sprintf("URL longer than %d bytes", MaxURLLength)}
 	}
+	var err error
 	switch pl.Class {
 	case API:
-		return pl, pl.prepareAPI(r, ep, maxBody)
+		err = pl.prepareAPI(r, ep, maxBody)
 	case PlayManifest, Asset:
-		return pl, pl.prepareWidget(r, ep, maxBody)
+		err = pl.prepareWidget(r, ep, maxBody)
 	}
-	return pl, nil
+	if pl.bodyRead != nil && (pl.body == nil || err != nil) {
+		// The body was read: put it back, unless Apply will replace it.
+		keepBody(r, pl.bodyRead)
+	}
+	return pl, err
 }
 
 // Apply places ks so that it is the KS Kaltura uses, and removes every
@@ -349,7 +354,17 @@ func setPiecesBody(r *http.Request, pieces [][]byte, sep []byte) {
 	r.GetBody = func() (io.ReadCloser, error) { return &piecesReader{pieces: pieces, sep: sep}, nil }
 	r.ContentLength = int64(n)
 	r.TransferEncoding = nil
-	r.Header.Set("Content-Length", strconv.Itoa(n))
+	setContentLength(r.Header, n)
+}
+
+// setContentLength is h.Set("Content-Length", n), reusing the client's
+// header value slice when it has one.
+func setContentLength(h http.Header, n int) {
+	if v := h["Content-Length"]; len(v) == 1 {
+		v[0] = strconv.Itoa(n)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(n))
 }
 
 // piecesReader reads pieces[0] sep pieces[1] sep … pieces[n-1].
@@ -451,7 +466,7 @@ func setBody(r *http.Request, b []byte) {
 	keepBody(r, b)
 	r.ContentLength = int64(len(b))
 	r.TransferEncoding = nil
-	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	setContentLength(r.Header, len(b))
 }
 
 // bodyType returns the media type of a request body and its parameters.
@@ -475,7 +490,8 @@ func bodyType(ct string) (string, map[string]string) {
 	return mt, params
 }
 
-// readBody reads r's body up to max bytes and puts an identical copy back.
+// readBody reads r's body up to max bytes; Prepare puts it back (keepBody)
+// when Apply does not replace it.
 func readBody(r *http.Request, max int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -508,7 +524,6 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 		return nil, &RequestError{Code: "BODY_TOO_LARGE", Status: http.StatusRequestEntityTooLarge,
 			Msg: fmt.Sprintf("request body exceeds %d bytes, the most the proxy parses to place the KS", max)}
 	}
-	keepBody(r, b)
 	return b, nil
 }
 
@@ -852,7 +867,8 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	var (
 		jsonDoc  []byte
 		jsonMs   []member
-		subMs    map[int][]member
+		subMs    []subMembers
+		subBuf   [8]subMembers // a player's multirequest has a few sub-requests
 		formToks []token
 		mpParts  []mpPart
 		mpBound  string
@@ -876,7 +892,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 						memberArrays.Put(arr)
 					}
 				}()
-				jsonMs, subMs, err = scanJSONParamsInto(b, (*arr)[:0])
+				jsonMs, subMs, err = scanJSONParamsInto(b, (*arr)[:0], subBuf[:0])
 				if err != nil {
 					return err
 				}
@@ -1006,8 +1022,14 @@ const (
 // scanJSONParams finds the top-level members and, for sub-request objects
 // ("N": {…}), their members. It refuses what it cannot be sure Kaltura reads
 // the same way: invalid JSON or UTF-8, deep nesting, duplicate keys.
-func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
-	return scanJSONParamsInto(b, make([]member, 0, 48))
+func scanJSONParams(b []byte) ([]member, []subMembers, error) {
+	return scanJSONParamsInto(b, make([]member, 0, 48), nil)
+}
+
+// subMembers are the members of sub-request n's object.
+type subMembers struct {
+	n  int
+	ms []member
 }
 
 // memberArrays are backing arrays for scanJSONParamsInto, reused across
@@ -1015,8 +1037,8 @@ func scanJSONParams(b []byte) ([]member, map[int][]member, error) {
 var memberArrays = sync.Pool{New: func() any { a := make([]member, 0, 64); return &a }}
 
 // scanJSONParamsInto is scanJSONParams with all (empty) as the backing array
-// of the members it returns.
-func scanJSONParamsInto(b []byte, all []member) ([]member, map[int][]member, error) {
+// of the members it returns, appending sub-requests to subs (empty).
+func scanJSONParamsInto(b []byte, all []member, subs []subMembers) ([]member, []subMembers, error) {
 	ok, deep := validJSON(b, MaxJSONDepth)
 	if deep {
 		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
@@ -1035,7 +1057,6 @@ func scanJSONParamsInto(b []byte, all []member) ([]member, map[int][]member, err
 	if k := duplicateKey(ms); k != "" {
 		return nil, nil, badRequest("duplicate key %q in the JSON body", k)
 	}
-	var subs map[int][]member
 	rest := ms[len(ms):] // the shared array's free part
 	ms = ms[:len(ms):len(ms)]
 	for _, m := range ms {
@@ -1049,13 +1070,12 @@ func scanJSONParamsInto(b []byte, all []member) ([]member, map[int][]member, err
 			if k := duplicateKey(sm); k != "" {
 				return nil, nil, badRequest("duplicate key %q in sub-request %d", k, n)
 			}
-			if subs == nil {
-				subs = map[int][]member{}
-			}
+			// Duplicate keys are refused, and an index has one spelling,
+			// so each n comes once.
 			if len(subs) >= MaxSubRequests {
 				return nil, nil, badRequest("more than %d sub-requests", MaxSubRequests)
 			}
-			subs[n] = sm
+			subs = append(subs, subMembers{n, sm})
 		}
 	}
 	return ms, subs, nil
@@ -1085,7 +1105,7 @@ func duplicateKey(ms []member) string {
 	return ""
 }
 
-func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
+func noteJSON(v *view, b []byte, ms []member, subs []subMembers) {
 	for _, m := range ms {
 		if !m.isObject {
 			// As v.noteRaw(m.key, borrowedScalar(b, m), srcBody), decoding the
@@ -1108,8 +1128,9 @@ func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
 			v.checkIndex(m.key, first)
 		}
 	}
-	for n, sm := range subs {
-		for _, m := range sm {
+	for _, s := range subs {
+		n := s.n
+		for _, m := range s.ms {
 			switch m.key {
 			case "service":
 				v.sub(n).service.set(borrowedScalar(b, m), srcBody)
@@ -1121,7 +1142,7 @@ func noteJSON(v *view, b []byte, ms []member, subs map[int][]member) {
 }
 
 // jsonPieces splits b at every KS value to be replaced.
-func jsonPieces(b []byte, ms []member, subs map[int][]member, v *view) [][]byte {
+func jsonPieces(b []byte, ms []member, subs []subMembers, v *view) [][]byte {
 	type span struct{ s, e int }
 	var holeBuf [8]span // a player's multirequest has one per sub-request
 	holes := holeBuf[:0]
@@ -1130,11 +1151,11 @@ func jsonPieces(b []byte, ms []member, subs map[int][]member, v *view) [][]byte 
 			holes = append(holes, span{m.valStart, m.valEnd})
 		}
 	}
-	for n, sm := range subs {
-		if v.keepKS(n) {
+	for _, s := range subs {
+		if v.keepKS(s.n) {
 			continue
 		}
-		for _, m := range sm {
+		for _, m := range s.ms {
 			if m.key == "ks" {
 				holes = append(holes, span{m.valStart, m.valEnd})
 			}
@@ -1143,8 +1164,8 @@ func jsonPieces(b []byte, ms []member, subs map[int][]member, v *view) [][]byte 
 	if len(holes) == 0 {
 		return nil
 	}
-	// Sort by offset (sub-request holes come in map order; a 1 MiB body can
-	// hold ~100k flat "N:ks" members, so no insertion sort).
+	// Sort by offset (top-level holes come before the sub-requests'; a 1
+	// MiB body can hold ~100k flat "N:ks" members, so no insertion sort).
 	slices.SortFunc(holes, func(a, b span) int { return a.s - b.s })
 	pieces := make([][]byte, 0, len(holes)+1)
 	prev := 0
@@ -1313,7 +1334,7 @@ type mpPart struct {
 	file   bool
 	data   []byte
 	jsonMs []member
-	subMs  map[int][]member
+	subMs  []subMembers
 	isJSON bool
 }
 
@@ -1366,10 +1387,10 @@ func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
 					ms[i].valStart += off
 					ms[i].valEnd += off
 				}
-				for n := range subs {
-					for i := range subs[n] {
-						subs[n][i].valStart += off
-						subs[n][i].valEnd += off
+				for _, s := range subs {
+					for i := range s.ms {
+						s.ms[i].valStart += off
+						s.ms[i].valEnd += off
 					}
 				}
 				mp.isJSON, mp.jsonMs, mp.subMs = true, ms, subs

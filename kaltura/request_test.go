@@ -462,10 +462,27 @@ func TestReadBodyLengths(t *testing.T) {
 			if err != nil || string(b) != tc.want {
 				t.Fatalf("%q %v, want %q", b, err, tc.want)
 			}
-			again, _ := io.ReadAll(r.Body)
-			if string(again) != tc.want {
-				t.Fatalf("body put back %q", again)
-			}
 		})
+	}
+}
+
+// TestPrepareKeepsBody: a body Prepare read and Apply will not replace is
+// put back whole, also when Prepare refuses the request.
+func TestPrepareKeepsBody(t *testing.T) {
+	for _, tc := range []struct{ ctype, body string }{
+		{"application/json", `{"service":"media","action":"list","filter":{"a":1},"a":1,"a":2}`}, // refused: duplicate key
+		{"application/json", `{"service":"media","action":"list","format":1}`},                   // no KS in the body
+		{"application/x-www-form-urlencoded", "service=media&action=list&format=1"},
+	} {
+		r := httptest.NewRequest("POST", "/api_v3/index.php", strings.NewReader(tc.body))
+		r.Header.Set("Content-Type", tc.ctype)
+		pl, err := Prepare(r, 1<<20)
+		if pl.body != nil {
+			t.Fatalf("%s: Apply would replace the body", tc.body)
+		}
+		got, _ := io.ReadAll(r.Body)
+		if string(got) != tc.body {
+			t.Errorf("%s (err %v): body after Prepare %q", tc.body, err, got)
+		}
 	}
 }
