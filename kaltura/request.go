@@ -91,8 +91,10 @@ type Plan struct {
 	path       string // escaped path, client KS removed
 	pathInsert int    // where "/ks/<KS>" goes in path; -1 for none
 	pathEdited bool
-	query      string // raw query, client KS removed
-	queryEdit  bool   // query must be replaced by query (+ ks=<KS> if queryKS)
+	query      string // raw query, client KS removed but for query[cutFrom:cutTo]
+	cutFrom    int    // query[cutFrom:cutTo] is a client KS (and a '&') to leave out
+	cutTo      int
+	queryEdit  bool // query must be replaced by query (+ ks=<KS> if queryKS)
 	queryKS    bool
 	body       [][]byte // nil: body untouched; else pieces joined by the JSON-quoted KS
 	bodyRead   []byte   // the body as read, when Prepare consumed it
@@ -294,11 +296,34 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 			delete(r.Header, k)
 		}
 	}
-	ep := ""
+	ep, uri := "", ""
 	if pl.pathEdited || pl.pathInsert >= 0 {
 		p := pl.path
 		if pl.pathInsert >= 0 {
-			p = p[:pl.pathInsert] + "/ks/" + URLSafeKS(ks) + p[pl.pathInsert:]
+			// One allocation for the path and, when the query stays as it
+			// is, the RequestURI that ends with it.
+			kss := URLSafeKS(ks)
+			withQuery := !pl.queryEdit && (r.URL.RawQuery != "" || r.URL.ForceQuery)
+			n := len(p) + 4 + len(kss)
+			if withQuery {
+				n += 1 + len(r.URL.RawQuery)
+			}
+			var b strings.Builder
+			b.Grow(n)
+			b.WriteString(p[:pl.pathInsert])
+			b.WriteString("/ks/")
+			b.WriteString(kss)
+			b.WriteString(p[pl.pathInsert:])
+			plen := b.Len()
+			if withQuery {
+				b.WriteByte('?')
+				b.WriteString(r.URL.RawQuery)
+			}
+			uri = b.String()
+			p = uri[:plen]
+			if !withQuery {
+				uri = ""
+			}
 		}
 		setEscapedPath(r.URL, p)
 		ep = p
@@ -312,13 +337,15 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		if pl.queryKS {
 			qks = queryKS(ks)
 		}
+		q1, q2 := pl.query[:pl.cutFrom], pl.query[pl.cutTo:]
 		var b strings.Builder
-		b.Grow(len(ep) + 1 + len(pl.query) + 4 + len(qks))
+		b.Grow(len(ep) + 1 + len(q1) + len(q2) + 4 + len(qks))
 		b.WriteString(ep)
 		b.WriteByte('?')
-		b.WriteString(pl.query)
+		b.WriteString(q1)
+		b.WriteString(q2)
 		if pl.queryKS {
-			if pl.query != "" {
+			if len(q1)+len(q2) > 0 {
 				b.WriteByte('&')
 			}
 			b.WriteString("ks=")
@@ -330,6 +357,8 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		if r.URL.RawQuery == "" {
 			uri = ep
 		}
+		r.RequestURI = uri
+	} else if uri != "" {
 		r.RequestURI = uri
 	} else if r.URL.RawQuery != "" || r.URL.ForceQuery {
 		r.RequestURI = ep + "?" + r.URL.RawQuery
@@ -477,6 +506,8 @@ func bodyType(ct string) (string, map[string]string) {
 	switch ct {
 	case "application/json", "application/x-www-form-urlencoded":
 		return ct, nil // what the general case gives, without its allocations
+	case "":
+		return "", nil // no body type (a GET): what the general case gives
 	}
 	mt, params, _ := mime.ParseMediaType(ct)
 	php := strings.ToLower(ct)
@@ -992,7 +1023,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 		}
 	}
 	// Query: drop client KS tokens, add ours as the top-level ks.
-	pl.query = dropKSTokens(r.URL.RawQuery, qtoks, &v)
+	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, qtoks, &v)
 	pl.queryEdit, pl.queryKS = true, true
 	// Body.
 	switch {
@@ -1301,6 +1332,40 @@ func phpNumeric(s string) bool {
 
 // dropKSTokens returns raw without the tokens that carry a client KS, every
 // other byte unchanged.
+// queryWithoutKS is dropKSTokens(raw, toks, v) as raw[:from] + raw[to:],
+// without building it, when one token goes and raw is exactly its tokens
+// joined by '&' (the usual query: one client KS, no empty tokens). Otherwise
+// it returns dropKSTokens' result and an empty cut.
+func queryWithoutKS(raw string, toks []token, v *view) (q string, from, to int) {
+	drop, off, total := -1, 0, 0
+	for i, t := range toks {
+		if t.raw == "" {
+			return dropKSTokens(raw, toks, v), 0, 0
+		}
+		if t.isKS && !v.keepKS(t.sub) {
+			if drop >= 0 {
+				return dropKSTokens(raw, toks, v), 0, 0
+			}
+			drop, off = i, total+i // i separators before it
+		}
+		total += len(t.raw)
+	}
+	if drop < 0 {
+		return raw, 0, 0
+	}
+	if total+len(toks)-1 != len(raw) {
+		return dropKSTokens(raw, toks, v), 0, 0
+	}
+	end := off + len(toks[drop].raw)
+	switch {
+	case len(toks) == 1:
+		return raw, 0, len(raw)
+	case drop == 0:
+		return raw, 0, end + 1 // the token and the '&' after it
+	}
+	return raw, off - 1, end // the '&' before the token, and the token
+}
+
 func dropKSTokens(raw string, toks []token, v *view) string {
 	drop := false
 	for _, t := range toks {
@@ -1477,7 +1542,8 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 		return nil
 	}
 	pl.Disposition = Inject
-	kept := make([]string, 0, len(segs)+2)
+	var keptBuf [24]string
+	kept := keptBuf[:0]
 	for i := 0; i < len(segs); i += 2 {
 		if i+1 < len(segs) {
 			if lenientUnescape(segs[i]) == "ks" {
@@ -1502,8 +1568,8 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 		pl.pathInsert = len(base)
 	}
 	var v view
-	pl.query = dropKSTokens(r.URL.RawQuery, qtoks, &v)
-	pl.queryEdit = pl.query != r.URL.RawQuery
+	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, qtoks, &v)
+	pl.queryEdit = pl.cutTo > pl.cutFrom || pl.query != r.URL.RawQuery
 	// thumbnail/download/raw read POST before the path: remove a form KS.
 	if pl.Class == Asset && r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		mt, params := bodyType(r.Header.Get("Content-Type"))

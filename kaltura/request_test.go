@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/bits"
+	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -484,5 +485,37 @@ func TestPrepareKeepsBody(t *testing.T) {
 		if string(got) != tc.body {
 			t.Errorf("%s (err %v): body after Prepare %q", tc.body, err, got)
 		}
+	}
+}
+
+// TestQueryWithoutKSMatchesDrop: the cut Apply leaves out gives exactly the
+// query dropKSTokens builds, for queries made of every kind of token.
+func TestQueryWithoutKSMatchesDrop(t *testing.T) {
+	parts := []string{"a=1", "ks=x", "ks=", "ks", "KS=y", "1:ks=z", "2:ks=w", "", "b[ks]=1", "ks[]=2", "k%73=3", "format=1", "+ks=4", "x"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	cuts := 0
+	for i := 0; i < 20000; i++ {
+		n := 1 + rng.IntN(5)
+		var q []string
+		for j := 0; j < n; j++ {
+			q = append(q, parts[rng.IntN(len(parts))])
+		}
+		raw := strings.Join(q, "&")
+		if rng.IntN(8) == 0 {
+			raw += "&"
+		}
+		var v view
+		toks := splitTokens(nil, raw)
+		want := dropKSTokens(raw, toks, &v)
+		got, from, to := queryWithoutKS(raw, toks, &v)
+		if to > from {
+			cuts++
+		}
+		if got[:from]+got[to:] != want {
+			t.Fatalf("%q: cut %d:%d gives %q, dropKSTokens %q", raw, from, to, got[:from]+got[to:], want)
+		}
+	}
+	if cuts < 1000 {
+		t.Fatalf("only %d queries took the cut", cuts)
 	}
 }

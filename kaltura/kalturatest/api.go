@@ -48,7 +48,9 @@ func apiParams(r *http.Request) (sources, map[string]any) {
 	p := r.URL.EscapedPath()
 	var rest string
 	switch {
-	case strings.HasPrefix(p, "/api_v3/index.php"):
+	case p == "/api_v3/index.php" || strings.HasPrefix(p, "/api_v3/index.php/"):
+		// PATH_INFO follows the script only after a '/': /api_v3/index.phpx
+		// is not index.php, and reads like any other /api_v3/ path.
 		rest = p[len("/api_v3/index.php"):]
 	case strings.HasPrefix(p, "/api_v3"):
 		rest = p[len("/api_v3"):]
