@@ -1212,8 +1212,8 @@ func jsonPieces(b []byte, ms []member, subs []subMembers, v *view) [][]byte {
 type token struct {
 	raw         string
 	name, value string // decoded; value only for names the merged view reads
-	isKS        bool   // a top-level or sub-request ks
 	sub         int    // with isKS: the sub-request, or noSub
+	isKS        bool   // a top-level or sub-request ks
 	simple      bool   // name is simpleName: a top-level parameter, never a sub-request index
 }
 
