@@ -158,8 +158,11 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, c *call, f
 	if f.CloseConn {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
+				// Recorded before the close: the client sees the close at
+				// once, and may count calls before this handler returns.
+				done()
 				_ = conn.Close()
-				return done()
+				return true
 			}
 		}
 		panic(http.ErrAbortHandler)
