@@ -219,10 +219,15 @@ func borrowedScalar(data []byte, m member) string {
 	if m.isString {
 		return borrowedName(v)
 	}
-	if number(v[:min(len(v), 1)]) == "" {
+	if !numberStart(v) {
 		return ""
 	}
 	return unsafe.String(unsafe.SliceData(v), len(v))
+}
+
+// numberStart reports whether a JSON value is a number.
+func numberStart(v []byte) bool {
+	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
 }
 
 // borrowedName is memberName for a string literal of a valid JSON document
@@ -241,7 +246,7 @@ func borrowedName(lit []byte) string {
 
 // number returns a JSON number as text ("" for anything else).
 func number(v []byte) string {
-	if len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+	if numberStart(v) {
 		return string(v)
 	}
 	return ""
