@@ -456,15 +456,22 @@ func FuzzJSONScan(f *testing.F) {
 		case serr == nil && dup:
 			t.Fatalf("scanJSONParams accepted duplicate keys in %q", b)
 		case serr == nil:
-			if len(sms) != len(ms) {
-				t.Fatalf("scanJSONParams: %d members, objectMembers %d", len(sms), len(ms))
+			// The one-pass scan finds what objectMembers finds, object by object.
+			if !slices.Equal(sms, ms) {
+				t.Fatalf("scanJSONParams: members %+v, objectMembers %+v", sms, ms)
 			}
+			k := 0
 			for _, m := range ms {
 				if n, ok := subIndex(m.key); ok && m.isObject {
-					if !slices.ContainsFunc(subs, func(s subMembers) bool { return s.n == n }) {
-						t.Fatalf("sub-request %q not scanned", m.key)
+					want, _, _ := objectMembers(b, m.valStart)
+					if k >= len(subs) || subs[k].n != n || !slices.Equal(subs[k].ms, want) {
+						t.Fatalf("sub-request %q: scanned %+v, objectMembers %+v", m.key, subs[min(k, len(subs)-1):], want)
 					}
+					k++
 				}
+			}
+			if k != len(subs) {
+				t.Fatalf("scanJSONParams: %d sub-requests, objectMembers %d", len(subs), k)
 			}
 		}
 	})

@@ -313,21 +313,38 @@ func subIndex(s string) (int, bool) {
 // replacement for json.Valid, utf8.Valid and a depth count.
 func validJSON(b []byte, maxDepth int) (ok, deep bool) {
 	v := jsonValidator{b: b, max: maxDepth}
-	i := v.value(skipWS(b, 0), 0)
+	return v.run(recNone)
+}
+
+func (v *jsonValidator) run(rec uint8) (ok, deep bool) {
+	i := v.value(skipWS(v.b, 0), 0, rec)
 	if v.deep {
 		return false, true
 	}
-	return i >= 0 && skipWS(b, i) == len(b), false
+	return i >= 0 && skipWS(v.b, i) == len(v.b), false
 }
 
+// jsonValidator validates a document and, asked to, records the members
+// of its top-level object and of the sub-request objects ("N": {…}) in it,
+// in the same pass. Names are borrowedName's.
 type jsonValidator struct {
 	b    []byte
 	max  int
 	deep bool
+	top  []member     // the top-level object's members (recTop)
+	sub  []member     // the sub-request objects' members, one run each
+	subs []subMembers // the runs of sub, in document order
 }
 
+// What value records of the object it validates.
+const (
+	recNone uint8 = iota
+	recTop        // its members, in v.top; its sub-request objects' in v.subs
+	recSub        // its members, in v.sub
+)
+
 // value validates the value at i and returns the offset after it, or -1.
-func (v *jsonValidator) value(i, depth int) int {
+func (v *jsonValidator) value(i, depth int, rec uint8) int {
 	b := v.b
 	if i >= len(b) {
 		return -1
@@ -346,21 +363,31 @@ func (v *jsonValidator) value(i, depth int) int {
 		if i < len(b) && b[i] == close {
 			return i + 1
 		}
+		if close == ']' {
+			rec = recNone
+		}
 		for {
+			ks, ke := 0, 0
 			if close == '}' {
 				if i >= len(b) || b[i] != '"' {
 					return -1
 				}
+				ks = i
 				if i = v.str(i); i < 0 {
 					return -1
 				}
+				ke = i
 				i = skipWS(b, i)
 				if i >= len(b) || b[i] != ':' {
 					return -1
 				}
 				i = skipWS(b, i+1)
 			}
-			if i = v.value(i, depth+1); i < 0 {
+			if rec == recNone {
+				if i = v.value(i, depth+1, recNone); i < 0 {
+					return -1
+				}
+			} else if i = v.member(i, depth, rec, ks, ke); i < 0 {
 				return -1
 			}
 			i = skipWS(b, i)
@@ -387,6 +414,34 @@ func (v *jsonValidator) value(i, depth int) int {
 		return v.lit(i, "null")
 	}
 	return -1
+}
+
+// member validates the value at i of the member whose name spans
+// v.b[ks:ke] in an object recorded with rec, and records the member.
+func (v *jsonValidator) member(i, depth int, rec uint8, ks, ke int) int {
+	b := v.b
+	key := borrowedName(b[ks:ke]) // a string v.str accepted
+	childRec, start, n := recNone, len(v.sub), 0
+	if rec == recTop && i < len(b) && b[i] == '{' {
+		var isSub bool
+		if n, isSub = subIndex(key); isSub {
+			childRec = recSub
+		}
+	}
+	e := v.value(i, depth+1, childRec)
+	if e < 0 {
+		return -1
+	}
+	m := member{key: key, keyStart: ks, keyEnd: ke, valStart: i, valEnd: e, isObject: b[i] == '{', isString: b[i] == '"'}
+	if rec == recTop {
+		v.top = append(v.top, m)
+	} else {
+		v.sub = append(v.sub, m)
+	}
+	if childRec == recSub {
+		v.subs = append(v.subs, subMembers{n, v.sub[start:len(v.sub):len(v.sub)]})
+	}
+	return e
 }
 
 func (v *jsonValidator) lit(i int, s string) int {

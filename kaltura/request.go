@@ -621,6 +621,18 @@ func rawParamName(name string) (first, second string) {
 // "ks" (sub == noSub) or a sub-request's "N:ks". It accepts the name read
 // either way (paramName or rawParamName): removing a KS too many is safe.
 func ksParam(name string) (sub int, ok bool) {
+	if simpleName(name) {
+		// Either split leaves a simple name whole, and it is no index.
+		if name == "ks" {
+			return noSub, true
+		}
+		return 0, false
+	}
+	return ksParamSplit(name)
+}
+
+// ksParamSplit is ksParam for any name.
+func ksParamSplit(name string) (sub int, ok bool) {
 	for _, split := range []func(string) (string, string){paramName, rawParamName} {
 		first, second := split(name)
 		if first == "ks" {
@@ -899,7 +911,6 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 		jsonDoc  []byte
 		jsonMs   []member
 		subMs    []subMembers
-		subBuf   [8]subMembers // a player's multirequest has a few sub-requests
 		formToks []token
 		mpParts  []mpPart
 		mpBound  string
@@ -916,14 +927,13 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 			pl.bodyRead = b
 			if len(bytes.TrimSpace(b)) > 0 {
 				jsonDoc = b
-				arr := memberArrays.Get().(*[]member)
-				defer func() {
-					if cap(*arr) <= 1024 {
-						clear((*arr)[:cap(*arr)])
-						memberArrays.Put(arr)
-					}
-				}()
-				jsonMs, subMs, err = scanJSONParamsInto(b, (*arr)[:0], subBuf[:0])
+				sc := scanScratches.Get().(*scanScratch)
+				defer sc.free()
+				// Top-level members in the first third of the array, the
+				// sub-requests' in the rest; either grows on its own if it
+				// must.
+				third := len(sc.members) / 3
+				jsonMs, subMs, err = scanJSONParamsInto(b, sc.members[:0:third], sc.members[third:third], sc.subs[:0])
 				if err != nil {
 					return err
 				}
@@ -1054,7 +1064,7 @@ const (
 // ("N": {…}), their members. It refuses what it cannot be sure Kaltura reads
 // the same way: invalid JSON or UTF-8, deep nesting, duplicate keys.
 func scanJSONParams(b []byte) ([]member, []subMembers, error) {
-	return scanJSONParamsInto(b, make([]member, 0, 48), nil)
+	return scanJSONParamsInto(b, make([]member, 0, 16), make([]member, 0, 32), nil)
 }
 
 // subMembers are the members of sub-request n's object.
@@ -1063,14 +1073,29 @@ type subMembers struct {
 	ms []member
 }
 
-// memberArrays are backing arrays for scanJSONParamsInto, reused across
-// requests: a player's multirequest has dozens of members.
-var memberArrays = sync.Pool{New: func() any { a := make([]member, 0, 64); return &a }}
+// scanScratch holds backing arrays for scanJSONParamsInto, reused across
+// requests: a player's multirequest has dozens of members and a few
+// sub-requests.
+type scanScratch struct {
+	members [96]member
+	subs    [8]subMembers
+}
 
-// scanJSONParamsInto is scanJSONParams with all (empty) as the backing array
-// of the members it returns, appending sub-requests to subs (empty).
-func scanJSONParamsInto(b []byte, all []member, subs []subMembers) ([]member, []subMembers, error) {
-	ok, deep := validJSON(b, MaxJSONDepth)
+var scanScratches = sync.Pool{New: func() any { return new(scanScratch) }}
+
+// free clears sc (its names borrow a request body) and returns it for reuse.
+func (sc *scanScratch) free() {
+	*sc = scanScratch{}
+	scanScratches.Put(sc)
+}
+
+// scanJSONParamsInto is scanJSONParams with top and sub (empty) as the
+// backing arrays of the top-level members and of the sub-requests'
+// members, appending sub-requests to subs (empty). Validation and the scan
+// are one pass.
+func scanJSONParamsInto(b []byte, top, sub []member, subs []subMembers) ([]member, []subMembers, error) {
+	v := jsonValidator{b: b, max: MaxJSONDepth, top: top, sub: sub, subs: subs}
+	ok, deep := v.run(recTop)
 	if deep {
 		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
 	}
@@ -1080,36 +1105,23 @@ func scanJSONParamsInto(b []byte, all []member, subs []subMembers) ([]member, []
 		}
 		return nil, nil, badRequest("request body is not valid JSON")
 	}
-	// One backing array for the members of every object scanned here.
-	ms, _, err := objectMembersInto(b, 0, all, true)
-	if err != nil {
+	if b[skipWS(b, 0)] != '{' {
 		return nil, nil, badRequest("request body must be a JSON object")
 	}
-	if k := duplicateKey(ms); k != "" {
+	if k := duplicateKey(v.top); k != "" {
 		return nil, nil, badRequest("duplicate key %q in the JSON body", k)
 	}
-	rest := ms[len(ms):] // the shared array's free part
-	ms = ms[:len(ms):len(ms)]
-	for _, m := range ms {
-		if n, ok := subIndex(m.key); ok && m.isObject {
-			sm, _, err := objectMembersInto(b, m.valStart, rest, true)
-			if err != nil {
-				return nil, nil, badRequest("malformed sub-request %d", n)
-			}
-			rest = sm[len(sm):]
-			sm = sm[:len(sm):len(sm)]
-			if k := duplicateKey(sm); k != "" {
-				return nil, nil, badRequest("duplicate key %q in sub-request %d", k, n)
-			}
-			// Duplicate keys are refused, and an index has one spelling,
-			// so each n comes once.
-			if len(subs) >= MaxSubRequests {
-				return nil, nil, badRequest("more than %d sub-requests", MaxSubRequests)
-			}
-			subs = append(subs, subMembers{n, sm})
+	for i, s := range v.subs {
+		if k := duplicateKey(s.ms); k != "" {
+			return nil, nil, badRequest("duplicate key %q in sub-request %d", k, s.n)
+		}
+		// Duplicate keys are refused, and an index has one spelling, so
+		// each n comes once.
+		if i >= MaxSubRequests {
+			return nil, nil, badRequest("more than %d sub-requests", MaxSubRequests)
 		}
 	}
-	return ms, subs, nil
+	return v.top, v.subs, nil
 }
 
 func duplicateKey(ms []member) string {
