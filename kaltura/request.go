@@ -104,22 +104,28 @@ const noSub = -1 << 31
 
 // Classify sorts a request by method and path without reading it.
 func Classify(method, escapedPath string) Class {
+	c, _ := classify(method, escapedPath)
+	return c
+}
+
+// classify is Classify, also returning widgetPath's rest for an extwidget
+// class.
+func classify(method, p string) (Class, int) {
 	if method == http.MethodOptions {
-		return PassThrough
+		return PassThrough, 0
 	}
-	p := escapedPath
 	if strings.HasPrefix(p, "/api_v3/") || p == "/api_v3" || strings.HasPrefix(p, "/api/") || p == "/api" {
-		return API
+		return API, 0
 	}
-	if action, _, ok := widgetPath(p); ok {
+	if action, rest, ok := widgetPath(p); ok {
 		switch action {
 		case "playmanifest":
-			return PlayManifest
+			return PlayManifest, rest
 		case "thumbnail", "download", "raw":
-			return Asset
+			return Asset, rest
 		}
 	}
-	return PassThrough
+	return PassThrough, 0
 }
 
 // widgetPath splits an extwidget URL as Kaltura's rewrite rules and front
@@ -261,7 +267,8 @@ func splitPath(dst []string, s string) []string {
 // changes r except to replace a body it has read with an identical copy.
 func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 	ep := r.URL.EscapedPath()
-	pl := &Plan{Class: Classify(r.Method, ep), pathInsert: -1, ep: ep}
+	class, rest := classify(r.Method, ep)
+	pl := &Plan{Class: class, pathInsert: -1, ep: ep}
 	if !normalizedPath(ep) {
 		// The web server in front of Kaltura normalizes such a path before
 		// its rewrites, so it may be an api_v3 or extwidget call in disguise.
@@ -277,7 +284,7 @@ func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 	case API:
 		err = pl.prepareAPI(r, ep, maxBody)
 	case PlayManifest, Asset:
-		err = pl.prepareWidget(r, ep, maxBody)
+		err = pl.prepareWidget(r, ep, rest, maxBody)
 	}
 	if pl.bodyRead != nil && (pl.body == nil || err != nil) {
 		// The body was read: put it back, unless Apply will replace it.
@@ -1538,8 +1545,8 @@ func buildMultipart(parts []mpPart, boundary string, v *view) ([][]byte, error) 
 
 // ---- extwidget: playManifest, thumbnail, download, raw ----
 
-func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
-	_, rest, _ := widgetPath(ep)
+// rest is widgetPath's.
+func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int64) error {
 	var segBuf [16]string
 	var segs []string
 	if rest < len(ep) {
@@ -1556,9 +1563,11 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 	pl.Disposition = Inject
 	var keptBuf [24]string
 	kept := keptBuf[:0]
+	dropped := false
 	for i := 0; i < len(segs); i += 2 {
 		if i+1 < len(segs) {
 			if lenientUnescape(segs[i]) == "ks" {
+				dropped = true
 				continue
 			}
 			kept = append(kept, segs[i], segs[i+1])
@@ -1569,7 +1578,15 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, maxBody int64) error {
 	// "/ks/<KS>" goes just before a trailing file name (a.m3u8), keeping the
 	// key/value pairing, or at the end.
 	base := strings.TrimSuffix(ep[:min(rest, len(ep))], "/")
-	if len(kept)%2 == 1 {
+	if !dropped && len(kept) > 0 {
+		// The segments are all kept: joined again, they are ep[rest:], so
+		// the path stays ep.
+		pl.path = ep
+		pl.pathInsert = len(ep)
+		if len(kept)%2 == 1 {
+			pl.pathInsert -= len(kept[len(kept)-1]) + 1
+		}
+	} else if len(kept)%2 == 1 {
 		pl.path = base + "/" + strings.Join(kept, "/")
 		pl.pathInsert = len(pl.path) - len(kept[len(kept)-1]) - 1
 	} else {

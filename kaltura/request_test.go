@@ -543,3 +543,55 @@ func TestQueryWithoutKSMatchesDrop(t *testing.T) {
 		t.Fatalf("only %d queries took the cut", cuts)
 	}
 }
+
+// TestWidgetPathKeptWhole checks the shortcut for extwidget paths without a
+// ks pair: the path is ep itself, and "/ks/<KS>" goes where joining the
+// kept segments again would put it.
+func TestWidgetPathKeptWhole(t *testing.T) {
+	for _, ep := range []string{
+		"/p/123/sp/12300/playManifest/entryId/1_abc/format/applehttp/a.m3u8",
+		"/p/123/sp/12300/playManifest/entryId/1_abc/format/applehttp",
+		"/p/123/sp/12300/playManifest/entryId/1_abc/format/applehttp/",
+		"/p/123/playManifest/entryId/1_abc/a.mpd/",
+		"/p/123/thumbnail/entry_id/1_abc/width/100",
+		"/p/123/thumbnail/entry_id/1_abc/width/100/x",
+		"/s/p/123/sp/12300/playManifest/entryId/1_abc/flavorIds/1_a%2C1_b/a.m3u8",
+		"/index.php/extwidget/playManifest/entryId/1_abc/k%73x/1/a.m3u8",
+		"/p/123/sp/12300/playManifest/entryId/1_abc/ks",
+		"/p/123/sp/12300/playManifest/entryId/1_abc/ks/",
+		"/p/123/sp/12300/playManifest/entryId/1_abc/ks/x/a.m3u8",
+		"/p/123/sp/12300/playManifest/ks/x",
+		"/p/123/sp/12300/playManifest/%6Bs/x/entryId/1_abc",
+	} {
+		r := httptest.NewRequest("GET", ep, nil)
+		pl, err := Prepare(r, 1<<20)
+		if err != nil || pl.Disposition != Inject {
+			t.Fatalf("%s: %v %v", ep, err, pl.Disposition)
+		}
+		_, rest, _ := widgetPath(ep)
+		all := strings.Split(ep[min(rest, len(ep)):], "/")
+		var segs []string
+		for i := 0; i < len(all); i += 2 {
+			if i+1 < len(all) && lenientUnescape(all[i]) == "ks" {
+				continue
+			}
+			segs = append(segs, all[i:min(i+2, len(all))]...)
+		}
+		base := strings.TrimSuffix(ep[:min(rest, len(ep))], "/")
+		wantPath, wantInsert := base+"/"+strings.Join(segs, "/"), 0
+		if len(segs)%2 == 1 {
+			wantInsert = len(wantPath) - len(segs[len(segs)-1]) - 1
+		} else if len(segs) == 0 {
+			wantPath = base
+			wantInsert = len(base)
+		} else {
+			wantInsert = len(wantPath)
+		}
+		if pl.path != wantPath || pl.pathInsert != wantInsert {
+			t.Fatalf("%s: path %q insert %d, want %q %d", ep, pl.path, pl.pathInsert, wantPath, wantInsert)
+		}
+		if kept := len(segs) == len(all); kept != (pl.path == ep) {
+			t.Fatalf("%s: all segments kept %v, but path %q", ep, kept, pl.path)
+		}
+	}
+}
