@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Class sorts requests by where Kaltura reads their KS.
@@ -376,13 +377,18 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		setBody(r, pl.bodyRead) // again, for a retry
 	}
 	if pl.body != nil {
-		setPiecesBody(r, pl.body, quoteJSON(ks))
+		setPiecesBody(r, pl.body, jsonSep(ks))
 	}
 }
 
-// setPiecesBody sets the body to pieces joined by sep, without copying them.
-func setPiecesBody(r *http.Request, pieces [][]byte, sep []byte) {
-	n := len(sep) * (len(pieces) - 1)
+// setPiecesBody sets the body to pieces joined by sep's parts, without
+// copying them.
+func setPiecesBody(r *http.Request, pieces [][]byte, sep [3][]byte) {
+	n := 0
+	for _, s := range sep {
+		n += len(s)
+	}
+	n *= len(pieces) - 1
 	for _, p := range pieces {
 		n += len(p)
 	}
@@ -392,6 +398,18 @@ func setPiecesBody(r *http.Request, pieces [][]byte, sep []byte) {
 	r.TransferEncoding = nil
 	setContentLength(r.Header, n)
 }
+
+// jsonSep is ks as a JSON string literal, in parts: the quotes around ks's
+// own bytes when it needs no escaping (nothing is allocated), else the
+// whole literal.
+func jsonSep(ks string) [3][]byte {
+	if !allIn(&jsonLiteral, ks) {
+		return [3][]byte{quoteJSON(ks)}
+	}
+	return [3][]byte{quote, unsafe.Slice(unsafe.StringData(ks), len(ks)), quote}
+}
+
+var quote = []byte{'"'}
 
 // setContentLength is h.Set("Content-Length", n), reusing the client's
 // header value slice when it has one.
@@ -403,37 +421,44 @@ func setContentLength(h http.Header, n int) {
 	h.Set("Content-Length", strconv.Itoa(n))
 }
 
-// piecesReader reads pieces[0] sep pieces[1] sep … pieces[n-1].
+// piecesReader reads pieces[0] sep pieces[1] sep … pieces[n-1], where sep
+// is its parts one after the other. It only reads what it is given.
 type piecesReader struct {
 	pieces [][]byte
-	sep    []byte
-	i      int  // current piece
-	inSep  bool // reading the separator before pieces[i]
-	off    int
+	sep    [3][]byte
+	seg    int // the current segment: piece seg/4, then its sep's parts (seg%4 = 1…3)
+	off    int // in the current segment
+}
+
+// segment returns the current segment, or false at the end.
+func (pr *piecesReader) segment() ([]byte, bool) {
+	i, k := pr.seg/4, pr.seg%4
+	switch {
+	case i >= len(pr.pieces) || (k > 0 && i == len(pr.pieces)-1):
+		return nil, false // no sep after the last piece
+	case k == 0:
+		return pr.pieces[i], true
+	}
+	return pr.sep[k-1], true
 }
 
 func (pr *piecesReader) Read(p []byte) (int, error) {
 	n := 0
-	for n < len(p) && pr.i < len(pr.pieces) {
-		cur := pr.pieces[pr.i]
-		if pr.inSep {
-			cur = pr.sep
+	for n < len(p) {
+		cur, ok := pr.segment()
+		if !ok {
+			if n == 0 {
+				return 0, io.EOF
+			}
+			break
 		}
 		c := copy(p[n:], cur[pr.off:])
 		n += c
 		pr.off += c
 		if pr.off == len(cur) {
 			pr.off = 0
-			if pr.inSep {
-				pr.inSep = false
-			} else {
-				pr.i++
-				pr.inSep = pr.i < len(pr.pieces)
-			}
+			pr.seg++
 		}
-	}
-	if n == 0 && pr.i >= len(pr.pieces) {
-		return 0, io.EOF
 	}
 	return n, nil
 }
@@ -443,21 +468,49 @@ func (pr *piecesReader) Close() error { return nil }
 // queryKS is ks as a query value: a URL-safe KS (v2) goes as it is ('=' is
 // literal in a value), anything else escaped (a v1 KS's '+' would read as a space).
 func queryKS(ks string) string {
-	for i := 0; i < len(ks); i++ {
-		if !queryLiteral[ks[i]] {
-			return url.QueryEscape(ks)
-		}
+	if !allIn(&queryLiteral, ks) {
+		return url.QueryEscape(ks)
 	}
 	return ks
 }
 
-// queryLiteral marks the bytes a query value carries as they are.
-var queryLiteral = func() (t [256]bool) {
+// queryLiteral marks (1) the bytes a query value carries as they are.
+var queryLiteral = func() (t [256]uint8) {
 	for c := 0; c < 256; c++ {
-		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '.'
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '.' {
+			t[c] = 1
+		}
 	}
 	return t
 }()
+
+// jsonLiteral marks (1) the bytes json.Marshal leaves as they are in a
+// string.
+var jsonLiteral = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		if !jsonEscaped[c] {
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
+// allIn reports whether t marks every byte of s, eight bytes per step: a
+// KS is a few hundred bytes, checked on every request.
+func allIn(t *[256]uint8, s string) bool {
+	for len(s) >= 8 {
+		if t[s[0]]&t[s[1]]&t[s[2]]&t[s[3]]&t[s[4]]&t[s[5]]&t[s[6]]&t[s[7]] == 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		if t[s[i]] == 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // normalizedPath reports whether an escaped path has no empty segment and
 // no dot segment (also percent-encoded), which a web server would rewrite.

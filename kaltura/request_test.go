@@ -3,6 +3,7 @@ package kaltura
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/bits"
@@ -592,6 +593,90 @@ func TestWidgetPathKeptWhole(t *testing.T) {
 		}
 		if kept := len(segs) == len(all); kept != (pl.path == ep) {
 			t.Fatalf("%s: all segments kept %v, but path %q", ep, kept, pl.path)
+		}
+	}
+}
+
+// TestPiecesReader reads random pieces joined by a random three-part
+// separator, in random read sizes, and compares with bytes.Join.
+func TestPiecesReader(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	chunk := func(max int) []byte {
+		b := make([]byte, rng.IntN(max+1))
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(26))
+		}
+		return b
+	}
+	for iter := 0; iter < 2000; iter++ {
+		pieces := make([][]byte, 1+rng.IntN(5))
+		for i := range pieces {
+			pieces[i] = chunk(20)
+		}
+		var sep [3][]byte
+		for i := range sep {
+			sep[i] = chunk(4)
+		}
+		want := bytes.Join(pieces, bytes.Join(sep[:], nil))
+		r := httptest.NewRequest("POST", "/", nil)
+		setPiecesBody(r, pieces, sep)
+		if r.ContentLength != int64(len(want)) || r.Header.Get("Content-Length") != strconv.Itoa(len(want)) {
+			t.Fatalf("length %d / %q, want %d", r.ContentLength, r.Header.Get("Content-Length"), len(want))
+		}
+		for _, body := range []func() io.ReadCloser{func() io.ReadCloser { return r.Body }, func() io.ReadCloser { b, _ := r.GetBody(); return b }} {
+			rd := body()
+			var got []byte
+			for {
+				buf := make([]byte, rng.IntN(9))
+				n, err := rd.Read(buf)
+				got = append(got, buf[:n]...)
+				if err == io.EOF {
+					break
+				}
+				if err != nil || (n == 0 && len(buf) > 0) {
+					t.Fatalf("Read: %d, %v", n, err)
+				}
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("read %q, want %q", got, want)
+			}
+		}
+	}
+}
+
+func TestJSONSep(t *testing.T) {
+	for _, ks := range []string{"", "djJ8MTIzfAbc-_=", "a/b+c==", `a"b`, `a\b`, "a<b>&", "é", "a\x01b", strings.Repeat("x", 300) + "\x7f"} {
+		sep := jsonSep(ks)
+		if got := bytes.Join(sep[:], nil); !bytes.Equal(got, quoteJSON(ks)) {
+			t.Errorf("jsonSep(%q) = %q, want %q", ks, got, quoteJSON(ks))
+		}
+		var back string
+		if err := json.Unmarshal(bytes.Join(sep[:], nil), &back); err != nil || back != ks {
+			t.Errorf("jsonSep(%q) decodes to %q, %v", ks, back, err)
+		}
+	}
+}
+
+// TestAllIn checks the eight-at-a-time test against a byte loop, with one
+// odd byte at every position of strings of every length up to 40.
+func TestAllIn(t *testing.T) {
+	for _, tab := range []*[256]uint8{&queryLiteral, &jsonLiteral} {
+		for n := 0; n <= 40; n++ {
+			for pos := -1; pos < n; pos++ {
+				for _, odd := range []byte{'%', '"', '+', 0x80, 0, 'a'} {
+					b := bytes.Repeat([]byte{'A'}, n)
+					if pos >= 0 {
+						b[pos] = odd
+					}
+					want := true
+					for _, c := range b {
+						want = want && tab[c] == 1
+					}
+					if got := allIn(tab, string(b)); got != want {
+						t.Fatalf("allIn(%q) = %v, want %v", b, got, want)
+					}
+				}
+			}
 		}
 	}
 }

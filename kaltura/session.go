@@ -525,7 +525,7 @@ func ParseAPIError(body []byte) *APIError {
 // URLSafeKS converts a KS to the URL-safe base64 alphabet, which Kaltura
 // accepts everywhere; a v1 KS may contain '+' and '/'.
 func URLSafeKS(ks string) string {
-	if !strings.ContainsAny(ks, "+/") {
+	if strings.IndexByte(ks, '+') < 0 && strings.IndexByte(ks, '/') < 0 {
 		return ks
 	}
 	return urlSafe.Replace(ks)
