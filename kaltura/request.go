@@ -546,10 +546,28 @@ func (pl *Plan) Replayable(r *http.Request) bool {
 }
 
 func setEscapedPath(u *url.URL, ep string) {
+	if allIn(&pathLiteral, ep) {
+		// What url.URL keeps for such a path: nothing to unescape, and
+		// escaping gives it back, so no RawPath. The transport's
+		// EscapedPath then skips checking a RawPath of a few hundred bytes.
+		u.Path, u.RawPath = ep, ""
+		return
+	}
 	if p, err := url.PathUnescape(ep); err == nil {
 		u.Path, u.RawPath = p, ep
 	}
 }
+
+// pathLiteral marks (1) the bytes net/url neither unescapes nor escapes in
+// a path: letters, digits and -_.~$&+,/:;=@.
+var pathLiteral = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.~$&+,/:;=@", byte(c)) >= 0 {
+			t[c] = 1
+		}
+	}
+	return t
+}()
 
 func setBody(r *http.Request, b []byte) {
 	keepBody(r, b)

@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -678,5 +679,37 @@ func TestAllIn(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSetEscapedPathLikeNetURL checks setEscapedPath's shortcut against
+// what net/url itself makes of the same path, for random paths over bytes
+// that url.URL treats each way.
+func TestSetEscapedPathLikeNetURL(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const alphabet = "aZ09-_.~$&+,/:;=@!'()*%2F%41 ?#\"<>[]\\^`{|}é\x01\x7f"
+	for iter := 0; iter < 20000; iter++ {
+		b := []byte{'/'}
+		for n := rng.IntN(30); n > 0; n-- {
+			b = append(b, alphabet[rng.IntN(len(alphabet))])
+		}
+		ep := string(b)
+		want, err := url.Parse("http://h" + ep)
+		if err != nil || want.EscapedPath() != ep {
+			continue // not a path net/url would hand us as it is
+		}
+		var got url.URL
+		setEscapedPath(&got, ep)
+		// Outside the shortcut, RawPath is always kept (net/url drops it
+		// when escaping Path gives it back): the same EscapedPath.
+		shortcut := allIn(&pathLiteral, ep)
+		if got.Path != want.Path || got.EscapedPath() != ep || (shortcut && got.RawPath != want.RawPath) {
+			t.Fatalf("%q: Path %q RawPath %q, net/url %q %q", ep, got.Path, got.RawPath, want.Path, want.RawPath)
+		}
+	}
+	var u url.URL
+	setEscapedPath(&u, "/p/1/playManifest/ks/djJ8MTIzfA==/a.m3u8")
+	if u.RawPath != "" || u.Path != "/p/1/playManifest/ks/djJ8MTIzfA==/a.m3u8" {
+		t.Fatalf("shortcut not taken: %q %q", u.Path, u.RawPath)
 	}
 }
