@@ -983,8 +983,6 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 		}
 	}
 	// The body, where the server may read parameters from it.
-	ct := r.Header.Get("Content-Type")
-	mt, params := bodyType(ct)
 	var (
 		jsonDoc  []byte
 		jsonMs   []member
@@ -995,6 +993,8 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	)
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	if hasBody {
+		ct := r.Header.Get("Content-Type")
+		mt, params := bodyType(ct)
 		switch {
 		case mt == "application/json":
 			jsonClient = true
@@ -1732,6 +1732,9 @@ func phpQueryUnescape(raw string, name bool) string {
 	k, v, _ := strings.Cut(raw, "=")
 	if !name {
 		k = v
+	}
+	if strings.IndexByte(k, '+') < 0 && strings.IndexByte(k, '%') < 0 {
+		return k // nothing to decode
 	}
 	return lenientUnescape(strings.ReplaceAll(k, "+", " "))
 }
