@@ -139,6 +139,7 @@ type Handler struct {
 	userKey     string // user_id when it is exactly one placeholder
 	userHeader  string // the canonical header name when that placeholder is {http.request.header.*}
 	logger      *zap.Logger
+	debug       bool // logger takes debug entries
 	metrics     *metrics
 	logLimiter  *logLimiter
 }
@@ -157,6 +158,9 @@ var partnerIDRe = regexp.MustCompile(`^[1-9][0-9]{0,11}$`)
 // the first request that needs a KS.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	// A config's loggers keep their levels until the next reload, which
+	// provisions again: the hit path asks once here, not per request.
+	h.debug = h.logger.Core().Enabled(zapcore.DebugLevel)
 	repl := caddy.NewReplacer()
 	resolve := func(field, v string) (string, error) {
 		out, err := repl.ReplaceOrErr(v, false, true)
@@ -527,9 +531,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	defer in.free()
 	for attempt := 0; ; attempt++ {
 		plan.Apply(r, entry.KS)
-		if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
-			c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
-				zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.Int("attempt", attempt+1))
+		if h.debug {
+			if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
+				c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
+					zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.Int("attempt", attempt+1))
+			}
 		}
 		if attempt > 0 {
 			in.restart() // a retry starts from the headers before the first attempt

@@ -87,14 +87,20 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 
 	// And our own lines do carry fingerprints, so the search above is meaningful.
-	fp := 0
+	fp, injections := 0, 0
 	for _, l := range ourLogLines(t) {
 		if _, ok := l["ks_fp"]; ok {
 			fp++
 		}
+		if l["msg"] == "KS injected" {
+			injections++
+		}
 	}
 	if fp == 0 {
 		t.Fatal("no kaltura_ks log line with a ks_fp field")
+	}
+	if injections == 0 {
+		t.Fatal(`no "KS injected" debug line: at level DEBUG the hit path logs each injection`)
 	}
 }
 
