@@ -28,14 +28,7 @@ var errNotObject = errors.New("JSON body is not an object")
 // (checked once by the caller with json.Valid) for the members to be right;
 // on anything else it returns an error or wrong offsets, but never panics.
 func objectMembers(data []byte, i int) ([]member, int, error) {
-	return objectMembersInto(data, i, make([]member, 0, 16), false)
-}
-
-// objectMembersInto is objectMembers appending to ms (which must be empty),
-// so that callers scanning several objects can share one backing array.
-// With borrow, member names are borrowedName's: only for a document already
-// validated (validJSON) that is never written to and outlives the names.
-func objectMembersInto(data []byte, i int, ms []member, borrow bool) ([]member, int, error) {
+	ms := make([]member, 0, 16)
 	i = skipWS(data, i)
 	if i >= len(data) || data[i] != '{' {
 		return nil, i, errNotObject
@@ -52,12 +45,7 @@ func objectMembersInto(data []byte, i int, ms []member, borrow bool) ([]member, 
 		ks := i
 		i = skipString(data, i)
 		ke := i
-		var key string
-		if borrow {
-			key = borrowedName(data[ks:i])
-		} else {
-			key = memberName(data[ks:i])
-		}
+		key := memberName(data[ks:i])
 		i = skipWS(data, i)
 		if i >= len(data) || data[i] != ':' {
 			return nil, i, errors.New("malformed JSON object")
