@@ -192,16 +192,8 @@ func decodeJSONString(lit []byte) string {
 	return ""
 }
 
-// scalar returns a JSON string or number value as text ("" for anything else).
-func scalar(data []byte, m member) string {
-	v := data[m.valStart:m.valEnd]
-	if m.isString {
-		return memberName(v)
-	}
-	return number(v)
-}
-
-// borrowedScalar is scalar with borrowedName's strings, under its conditions.
+// borrowedScalar returns a JSON string or number value as text ("" for
+// anything else), its strings borrowedName's, under borrowedName's conditions.
 func borrowedScalar(data []byte, m member) string {
 	v := data[m.valStart:m.valEnd]
 	if m.isString {
@@ -230,14 +222,6 @@ func borrowedName(lit []byte) string {
 		}
 	}
 	return decodeJSONString(lit)
-}
-
-// number returns a JSON number as text ("" for anything else).
-func number(v []byte) string {
-	if numberStart(v) {
-		return string(v)
-	}
-	return ""
 }
 
 // quoteJSON returns s as a JSON string literal.
