@@ -10,11 +10,13 @@ package cache
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	gocache "github.com/patrickmn/go-cache"
 )
@@ -23,6 +25,7 @@ import (
 type Entry struct {
 	KS     string
 	Expiry time.Time // the KS's absolute expiry, as Kaltura reported it
+	Forms  uint8     // the caller's facts about KS, kept with it; the cache does not read them
 }
 
 // ErrorPolicy says how long a mint failure is remembered and whether it
@@ -216,6 +219,32 @@ func Key(parts ...string) string {
 	}
 	sum := sha256.Sum256(b)
 	return string(sum[:])
+}
+
+// maxRawUser is the most bytes of user id and privileges a UserKey holds
+// as they are; longer ones are hashed, so a key stays short.
+const maxRawUser = 64
+
+// AppendUserKey appends to dst the key of a user's entry: prefix (a Key of
+// everything else that decides the KS), then the user id and privileges.
+// Short ones are kept as they are, behind the user id's length, which is
+// cheaper than hashing them; longer ones are hashed with the prefix into a
+// Key. The two kinds never meet: a Key has 32 bytes, a kept one more.
+// Either way, what is secret stays hidden in prefix.
+func AppendUserKey(dst []byte, prefix, user, privileges string) []byte {
+	if len(prefix) != sha256.Size || len(user)+len(privileges) > maxRawUser {
+		return append(dst, Key(prefix, user, privileges)...)
+	}
+	dst = append(dst, prefix...)
+	dst = binary.AppendUvarint(dst, uint64(len(user)))
+	dst = append(dst, user...)
+	return append(dst, privileges...)
+}
+
+// FreshBytes is Fresh for a key in a byte slice, which it neither keeps
+// nor copies.
+func (c *Cache) FreshBytes(key []byte) (Entry, bool) {
+	return c.Fresh(unsafe.String(unsafe.SliceData(key), len(key)))
 }
 
 func (c *Cache) load(key string) (*item, bool) {

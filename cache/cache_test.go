@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -403,6 +404,54 @@ func TestKeyHidesParts(t *testing.T) {
 	}
 	if Key("a", "bc") == Key("ab", "c") {
 		t.Fatal("ambiguous key")
+	}
+}
+
+// TestUserKeys: AppendUserKey gives distinct keys to distinct users and
+// privileges, kept or hashed, whatever bytes they hold; the secret in the
+// prefix stays hidden; and FreshBytes finds what Fetch stored.
+func TestUserKeys(t *testing.T) {
+	prefix := Key("https://kaltura", "123", "secret-token-abc")
+	long := strings.Repeat("u", maxRawUser)
+	users := []string{"", "a", "a\x00", "\x00a", "ab", "alice", "alice\x00", long[:maxRawUser-1], long, long + "u", string([]byte{1, 'a'})}
+	privs := []string{"", "a", "\x00", "b\x00", "sview:*", long}
+	seen := map[string][2]string{}
+	for _, u := range users {
+		for _, p := range privs {
+			k := string(AppendUserKey(nil, prefix, u, p))
+			if prev, dup := seen[k]; dup {
+				t.Fatalf("user %q privileges %q share a key with %q", u, p, prev)
+			}
+			seen[k] = [2]string{u, p}
+			if strings.Contains(k, "secret") || strings.Contains(k, "kaltura") {
+				t.Fatalf("key %q shows the prefix's parts", k)
+			}
+			if hashed := len(u)+len(p) > maxRawUser; hashed != (len(k) == 32) {
+				t.Fatalf("user %q privileges %q: key of %d bytes", u, p, len(k))
+			}
+		}
+	}
+	if k := AppendUserKey([]byte("x"), prefix, "alice", ""); string(k[:1]) != "x" || !strings.HasSuffix(string(k), "alice") {
+		t.Fatalf("AppendUserKey does not append: %q", k)
+	}
+
+	c := New(Config{})
+	defer c.Close()
+	kb := AppendUserKey(nil, prefix, "alice", "")
+	if _, ok := c.FreshBytes(kb); ok {
+		t.Fatal("found before it was stored")
+	}
+	c.Fetch(context.Background(), string(kb), func(context.Context) (Entry, error) {
+		return Entry{KS: "ks-alice", Expiry: time.Now().Add(time.Hour)}, nil
+	})
+	var buf [128]byte
+	if allocs := testing.AllocsPerRun(100, func() {
+		e, ok := c.FreshBytes(AppendUserKey(buf[:0], prefix, "alice", ""))
+		if !ok || e.KS != "ks-alice" {
+			t.Fatalf("FreshBytes: %+v %v", e, ok)
+		}
+	}); allocs != 0 {
+		t.Fatalf("the hit path allocates %v times", allocs)
 	}
 }
 

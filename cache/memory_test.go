@@ -29,10 +29,10 @@ func BenchmarkMemoryPerUser(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		c := New(Config{MaxEntries: users})
-		// The key derivation kaltura_ks uses: a hash of identity, user, privileges.
+		// The key derivation kaltura_ks uses: a hash of the identity, then user and privileges.
 		prefix := Key("https://www.kaltura.com", "1234567", "0_abcd1234", "tokenhash", "SHA256", "_1234567", "0", "86400")
 		for i := 0; i < users; i++ {
-			if _, _, err := c.Fetch(context.Background(), Key(prefix, "user-"+strconv.Itoa(i)+"@example.com", ""), mint(i)); err != nil {
+			if _, _, err := c.Fetch(context.Background(), string(AppendUserKey(nil, prefix, "user-"+strconv.Itoa(i)+"@example.com", "")), mint(i)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -45,7 +45,7 @@ func BenchmarkMemoryPerUser(b *testing.B) {
 		// More distinct users than the bound allows.
 		peak := 0
 		for i := users; i < users+1_200_000; i++ {
-			c.Fetch(context.Background(), Key(prefix, "user-"+strconv.Itoa(i)+"@example.com", ""), mint(i))
+			c.Fetch(context.Background(), string(AppendUserKey(nil, prefix, "user-"+strconv.Itoa(i)+"@example.com", "")), mint(i))
 			if l := c.Len(); l > peak {
 				peak = l
 			}

@@ -413,7 +413,7 @@ func (h *Handler) mint(ctx context.Context, req kaltura.SessionRequest) (cache.E
 			if c := h.logger.Check(zapcore.DebugLevel, "minted KS"); c != nil {
 				c.Write(zap.String("user", req.UserID), zap.String("ks_fp", kaltura.Fingerprint(s.KS)), zap.Time("expires", s.Expiry), zap.Int("attempt", attempt+1))
 			}
-			return cache.Entry{KS: s.KS, Expiry: s.Expiry}, nil
+			return cache.Entry{KS: s.KS, Expiry: s.Expiry, Forms: uint8(kaltura.CheckKS(s.KS))}, nil
 		}
 		var se *kaltura.SessionError
 		if !errors.As(err, &se) || !se.Temporary() || attempt >= h.SessionRetries {
@@ -433,6 +433,9 @@ func (h *Handler) mint(ctx context.Context, req kaltura.SessionRequest) (cache.E
 		backoff *= 2
 	}
 }
+
+// cacheKeyBuf holds the cache key of the usual user id on the stack.
+const cacheKeyBuf = 128
 
 // sessionPool keeps KS caches across config reloads.
 var sessionPool = caddy.NewUsagePool()
@@ -502,10 +505,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.fail(w, r, plan, "KS_PROXY_INVALID_PRIVILEGES", http.StatusBadRequest, err.Error(), 0)
 		}
 	}
-	key := cache.Key(h.keyPrefix, user, privileges)
+	// The key is built on the stack; the hit path needs no string of it.
+	var kb [cacheKeyBuf]byte
+	kbuf := cache.AppendUserKey(kb[:0], h.keyPrefix, user, privileges)
+	var key string
 
 	if plan.Disposition == kaltura.EndSession {
-		h.shared.cache.Delete(key)
+		h.shared.cache.Delete(string(kbuf))
 		h.metrics.request(plan.Class, "ended")
 		if c := h.logger.Check(zapcore.DebugLevel, "session.end answered locally; cached KS forgotten"); c != nil {
 			c.Write(zap.String("user", user))
@@ -515,11 +521,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// The hit path needs no mint function: build it only on a miss.
-	entry, fresh := h.shared.cache.Fresh(key)
+	entry, fresh := h.shared.cache.FreshBytes(kbuf)
 	outcome := cache.Hit
 	var mint func(context.Context) (cache.Entry, error)
 	if !fresh {
 		mint = h.minter(user, privileges)
+		key = string(kbuf)
 		if entry, outcome, err = h.shared.cache.Fetch(r.Context(), key, mint); err != nil {
 			return h.sessionFailure(w, r, plan, err, outcome)
 		}
@@ -530,7 +537,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	in := newInspector(w, plan.Class, h.MaxInspectSize, replayable)
 	defer in.free()
 	for attempt := 0; ; attempt++ {
-		plan.Apply(r, entry.KS)
+		plan.ApplyChecked(r, entry.KS, kaltura.KSForms(entry.Forms))
 		if h.debug {
 			if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
 				c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
@@ -554,6 +561,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		} else {
 			evict, retry = true, true // an extwidget KS error: nothing was served
+		}
+		if evict && key == "" {
+			key = string(kbuf) // for Evict and the retry's Fetch
 		}
 		if evict && h.shared.cache.Evict(key, entry.KS) {
 			h.metrics.request(plan.Class, "evicted")

@@ -9,9 +9,10 @@ import (
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
 )
 
-// BenchmarkPrepareApply: Prepare and Apply alone, per request shape.
+// BenchmarkPrepareApply: Prepare and ApplyChecked alone, per request shape.
 func BenchmarkPrepareApply(b *testing.B) {
 	ks := strings.Repeat("djJ8MTIzfA", 25)
+	forms := CheckKS(ks) // as the handler does, once per minted KS
 	for _, sh := range []struct{ name, method, target, body string }{
 		{"GET", "GET", "/api_v3/index.php?service=baseentry&action=get&entryId=1_abcdefgh&version=-1&format=1&clientTag=html5:v3.17.95&ks=" + ks, ""},
 		{"multirequest", "POST", "/api_v3/service/multirequest", kalturatest.PlayerMultirequest},
@@ -38,7 +39,7 @@ func BenchmarkPrepareApply(b *testing.B) {
 					if err != nil || pl.Disposition != Inject {
 						b.Fatal(err, pl.Disposition)
 					}
-					pl.Apply(r, ks)
+					pl.ApplyChecked(r, ks, forms)
 				}
 				done += len(batch)
 			}

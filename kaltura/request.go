@@ -139,11 +139,18 @@ func widgetPath(p string) (action string, rest int, ok bool) {
 	if !strings.HasPrefix(p, "/") {
 		return "", 0, false
 	}
-	var buf [16]string
-	segs := splitPath(buf[:0], p[1:])
+	// The action is at most the sixth segment: split no further than the
+	// seventh. n counts the segments but for trailing empty ones, and is
+	// len(segs)+1 when more follow.
+	var buf [widgetSegs]string
+	segs, more := splitPathN(buf[:0], p[1:], widgetSegs)
 	n := len(segs)
-	for n > 0 && segs[n-1] == "" {
-		n--
+	if more {
+		n++
+	} else {
+		for n > 0 && segs[n-1] == "" {
+			n--
+		}
 	}
 	i, short := 0, false
 	if n > 0 && segs[0] == "s" {
@@ -171,6 +178,22 @@ func widgetPath(p string) (action string, rest int, ok bool) {
 		rest += len(s) + 1
 	}
 	return action, rest, true
+}
+
+const widgetSegs = 7
+
+// splitPathN is splitPath for at most n segments; more reports that the
+// last one was followed by more than slashes.
+func splitPathN(dst []string, s string, n int) (segs []string, more bool) {
+	for len(dst) < n {
+		i := strings.IndexByte(s, '/')
+		if i < 0 {
+			return append(dst, s), false
+		}
+		dst = append(dst, s[:i])
+		s = s[i+1:]
+	}
+	return dst, strings.Trim(s, "/") != ""
 }
 
 // lowerAction is strings.ToLower(a), without allocating for the actions
@@ -283,7 +306,9 @@ func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 	var err error
 	switch pl.Class {
 	case API:
-		err = pl.prepareAPI(r, ep, maxBody)
+		if !pl.prepareQueryOnly(r, ep) {
+			err = pl.prepareAPI(r, ep, maxBody)
+		}
 	case PlayManifest, Asset:
 		err = pl.prepareWidget(r, ep, rest, maxBody)
 	}
@@ -296,7 +321,58 @@ func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 
 // Apply places ks so that it is the KS Kaltura uses, and removes every
 // client KS that would beat it. It must be called on the request Prepare saw.
-func (pl *Plan) Apply(r *http.Request, ks string) {
+func (pl *Plan) Apply(r *http.Request, ks string) { pl.ApplyChecked(r, ks, 0) }
+
+// KSForms records which encodings leave a KS as it is. Apply would check
+// that on every request; CheckKS does it once, when the KS is minted.
+type KSForms uint8
+
+const (
+	formsKnown  KSForms = 1 << iota // the other bits are set
+	formQuery                       // a query value as it is (queryLiteral)
+	formJSON                        // the content of a JSON string as it is (jsonLiteral)
+	formURLSafe                     // no '+' or '/': URLSafeKS leaves it as it is
+	formPath                        // in a path, net/url neither unescapes nor escapes it (pathLiteral)
+)
+
+// CheckKS finds the forms of ks, for ApplyChecked.
+func CheckKS(ks string) KSForms {
+	f := formsKnown
+	if allIn(&queryLiteral, ks) {
+		f |= formQuery
+	}
+	if allIn(&jsonLiteral, ks) {
+		f |= formJSON
+	}
+	if urlSafe(ks) {
+		f |= formURLSafe
+	}
+	if allIn(&pathLiteral, ks) {
+		f |= formPath
+	}
+	return f
+}
+
+// has reports whether forms says that ks is in form f, checking when
+// forms was not found by CheckKS.
+func (forms KSForms) has(f KSForms, ks string) bool {
+	if forms&formsKnown != 0 {
+		return forms&f != 0
+	}
+	switch f {
+	case formQuery:
+		return allIn(&queryLiteral, ks)
+	case formJSON:
+		return allIn(&jsonLiteral, ks)
+	case formPath:
+		return allIn(&pathLiteral, ks)
+	}
+	return urlSafe(ks)
+}
+
+// ApplyChecked is Apply for a ks whose forms are CheckKS(ks) (or 0: not
+// known, checked here).
+func (pl *Plan) ApplyChecked(r *http.Request, ks string, forms KSForms) {
 	r.Header.Del("X-Kaltura-Ks")
 	for k := range r.Header {
 		// Some servers read X_Kaltura_Ks as X-Kaltura-Ks.
@@ -307,10 +383,15 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 	ep, uri := "", ""
 	if pl.pathEdited || pl.pathInsert >= 0 {
 		p := pl.path
+		literal := allIn(&pathLiteral, p) // p holds no KS: a few hundred bytes fewer to check
 		if pl.pathInsert >= 0 {
+			literal = literal && forms.has(formPath, ks) // URLSafeKS keeps it so: '+', '/', '-', '_' are all literal
 			// One allocation for the path and, when the query stays as it
 			// is, the RequestURI that ends with it.
-			kss := URLSafeKS(ks)
+			kss := ks
+			if !forms.has(formURLSafe, ks) {
+				kss = urlSafeReplacer.Replace(ks)
+			}
 			withQuery := !pl.queryEdit && (r.URL.RawQuery != "" || r.URL.ForceQuery)
 			n := len(p) + 4 + len(kss)
 			if withQuery {
@@ -333,7 +414,7 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 				uri = ""
 			}
 		}
-		setEscapedPath(r.URL, p)
+		setEscapedPath(r.URL, p, literal)
 		ep = p
 	}
 	if ep == "" {
@@ -343,7 +424,7 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		// One allocation for both: RawQuery is the tail of RequestURI.
 		var qks string
 		if pl.queryKS {
-			qks = queryKS(ks)
+			qks = queryKS(ks, forms)
 		}
 		q1, q2 := pl.query[:pl.cutFrom], pl.query[pl.cutTo:]
 		var b strings.Builder
@@ -377,7 +458,7 @@ func (pl *Plan) Apply(r *http.Request, ks string) {
 		setBody(r, pl.bodyRead) // again, for a retry
 	}
 	if pl.body != nil {
-		setPiecesBody(r, pl.body, jsonSep(ks))
+		setPiecesBody(r, pl.body, jsonSep(ks, forms))
 	}
 }
 
@@ -402,8 +483,8 @@ func setPiecesBody(r *http.Request, pieces [][]byte, sep [3][]byte) {
 // jsonSep is ks as a JSON string literal, in parts: the quotes around ks's
 // own bytes when it needs no escaping (nothing is allocated), else the
 // whole literal.
-func jsonSep(ks string) [3][]byte {
-	if !allIn(&jsonLiteral, ks) {
+func jsonSep(ks string, forms KSForms) [3][]byte {
+	if !forms.has(formJSON, ks) {
 		return [3][]byte{quoteJSON(ks)}
 	}
 	return [3][]byte{quote, unsafe.Slice(unsafe.StringData(ks), len(ks)), quote}
@@ -467,8 +548,8 @@ func (pr *piecesReader) Close() error { return nil }
 
 // queryKS is ks as a query value: a URL-safe KS (v2) goes as it is ('=' is
 // literal in a value), anything else escaped (a v1 KS's '+' would read as a space).
-func queryKS(ks string) string {
-	if !allIn(&queryLiteral, ks) {
+func queryKS(ks string, forms KSForms) string {
+	if !forms.has(formQuery, ks) {
 		return url.QueryEscape(ks)
 	}
 	return ks
@@ -545,8 +626,10 @@ func (pl *Plan) Replayable(r *http.Request) bool {
 	return pl.body != nil || pl.bodyRead != nil || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 }
 
-func setEscapedPath(u *url.URL, ep string) {
-	if allIn(&pathLiteral, ep) {
+// setEscapedPath sets u's path to the escaped path ep; literal says that
+// ep has only pathLiteral bytes.
+func setEscapedPath(u *url.URL, ep string, literal bool) {
+	if literal {
 		// What url.URL keeps for such a path: nothing to unescape, and
 		// escaping gives it back, so no RawPath. The transport's
 		// EscapedPath then skips checking a RawPath of a few hundred bytes.
@@ -947,6 +1030,90 @@ func apiPathPairs(segs []string) (live []int, stop int) {
 		}
 	}
 	return live, stop
+}
+
+// prepareQueryOnly is prepareAPI for the usual player call, in one pass:
+// no body, no parameters in the path, a query whose names are all simple
+// (simpleName) with at most one ks among them, and no multirequest. It
+// reports false, having changed nothing, for any other request, which
+// prepareAPI then reads.
+func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		return false
+	}
+	switch ep[apiPrefixLen(ep):] {
+	case "", "index.php":
+	default:
+		return false
+	}
+	raw := r.URL.RawQuery
+	// The merged view's tokens (the last of each name wins), the ks token's
+	// offset and the number of tokens.
+	var service, action, format, callback string
+	ks, n := -1, 0
+	for i := 0; i < len(raw); n++ {
+		t := raw[i:]
+		if j := strings.IndexByte(t, '&'); j >= 0 {
+			if j == len(t)-1 {
+				return false // an empty last token
+			}
+			t = t[:j]
+		}
+		name, _, _ := strings.Cut(t, "=")
+		if !simpleName(name) {
+			return false
+		}
+		switch name {
+		case "ks":
+			if ks >= 0 {
+				return false
+			}
+			ks = i
+		case "service":
+			service = t
+		case "action":
+			action = t
+		case "format":
+			format = t
+		case "callback":
+			callback = t
+		}
+		i += len(t) + 1
+	}
+	service = phpQueryUnescape(service, false)
+	if service == "multirequest" {
+		return false
+	}
+	pl.Service = strings.ToLower(service)
+	pl.Action = strings.ToLower(phpQueryUnescape(action, false))
+	pl.Format = phpQueryUnescape(format, false)
+	pl.Callback = phpQueryUnescape(callback, false)
+	switch {
+	case pl.Service == "apptoken" && pl.Action == "startsession":
+		pl.Disposition = Forward // its hash is bound to its own KS
+		return true
+	case pl.Service == "session" && pl.Action == "end":
+		pl.Disposition = EndSession
+		return true
+	}
+	// As queryWithoutKS cuts the one client KS.
+	pl.Disposition = Inject
+	pl.query, pl.queryEdit, pl.queryKS = raw, true, true
+	if ks >= 0 {
+		end := ks + len(raw[ks:])
+		if j := strings.IndexByte(raw[ks:], '&'); j >= 0 {
+			end = ks + j
+		}
+		switch {
+		case n == 1:
+			pl.cutFrom, pl.cutTo = 0, len(raw)
+		case ks == 0:
+			pl.cutFrom, pl.cutTo = 0, end+1 // the token and the '&' after it
+		default:
+			pl.cutFrom, pl.cutTo = ks-1, end // the '&' before the token, and the token
+		}
+	}
+	return true
 }
 
 func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error) {

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
 )
 
 const uks = "djJ8MTIzfUSER+KS/x=="
@@ -647,7 +649,7 @@ func TestPiecesReader(t *testing.T) {
 
 func TestJSONSep(t *testing.T) {
 	for _, ks := range []string{"", "djJ8MTIzfAbc-_=", "a/b+c==", `a"b`, `a\b`, "a<b>&", "é", "a\x01b", strings.Repeat("x", 300) + "\x7f"} {
-		sep := jsonSep(ks)
+		sep := jsonSep(ks, 0)
 		if got := bytes.Join(sep[:], nil); !bytes.Equal(got, quoteJSON(ks)) {
 			t.Errorf("jsonSep(%q) = %q, want %q", ks, got, quoteJSON(ks))
 		}
@@ -699,7 +701,7 @@ func TestSetEscapedPathLikeNetURL(t *testing.T) {
 			continue // not a path net/url would hand us as it is
 		}
 		var got url.URL
-		setEscapedPath(&got, ep)
+		setEscapedPath(&got, ep, allIn(&pathLiteral, ep))
 		// Outside the shortcut, RawPath is always kept (net/url drops it
 		// when escaping Path gives it back): the same EscapedPath.
 		shortcut := allIn(&pathLiteral, ep)
@@ -708,8 +710,219 @@ func TestSetEscapedPathLikeNetURL(t *testing.T) {
 		}
 	}
 	var u url.URL
-	setEscapedPath(&u, "/p/1/playManifest/ks/djJ8MTIzfA==/a.m3u8")
+	setEscapedPath(&u, "/p/1/playManifest/ks/djJ8MTIzfA==/a.m3u8", true)
 	if u.RawPath != "" || u.Path != "/p/1/playManifest/ks/djJ8MTIzfA==/a.m3u8" {
 		t.Fatalf("shortcut not taken: %q %q", u.Path, u.RawPath)
+	}
+}
+
+// TestApplyCheckedLikeApply: with the forms CheckKS finds, ApplyChecked
+// writes exactly what Apply writes, for KS values in and out of each form,
+// in the query (api_v3 GET), the path (playManifest) and a JSON body.
+func TestApplyCheckedLikeApply(t *testing.T) {
+	kss := []string{"djJ8MTIzfAbc-_=", "a/b+c==", `a"b`, `a\b`, "a<b>&", "é", "a\x01b", "a b%c", strings.Repeat("x", 300) + "\x7f"}
+	rng := rand.New(rand.NewPCG(7, 7))
+	const alphabet = "aZ09-_=./+\"\\%& \x01\x7f\xc3\xa9"
+	for i := 0; i < 300; i++ {
+		b := make([]byte, rng.IntN(40))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		kss = append(kss, string(b))
+	}
+	type shape struct{ method, target, body string }
+	shapes := []shape{
+		{"GET", "/api_v3/index.php?service=baseentry&action=get&ks=old", ""},
+		{"GET", "/p/123/sp/12300/playManifest/entryId/1_x/ks/old/a.m3u8?x=1", ""},
+		{"POST", "/api_v3/service/multirequest", kalturatest.PlayerMultirequest},
+	}
+	for _, ks := range kss {
+		forms := CheckKS(ks)
+		if want := allIn(&queryLiteral, ks); (forms&formQuery != 0) != want {
+			t.Fatalf("CheckKS(%q) query form %v, want %v", ks, forms&formQuery != 0, want)
+		}
+		for _, sh := range shapes {
+			var out [2]string
+			for k := range out {
+				var body io.Reader
+				if sh.body != "" {
+					body = strings.NewReader(sh.body)
+				}
+				r := httptest.NewRequest(sh.method, sh.target, body)
+				r.Header.Set("Content-Type", "application/json")
+				pl, err := Prepare(r, 1<<20)
+				if err != nil || pl.Disposition != Inject {
+					t.Fatalf("%s: %v %v", sh.target, err, pl.Disposition)
+				}
+				if k == 0 {
+					pl.Apply(r, ks)
+				} else {
+					pl.ApplyChecked(r, ks, forms)
+				}
+				got := r.RequestURI + "\n" + r.URL.RawPath + "\n"
+				if r.Body != nil {
+					b, _ := io.ReadAll(r.Body)
+					got += string(b)
+				}
+				out[k] = got
+			}
+			if out[0] != out[1] {
+				t.Fatalf("KS %q, %s: Apply wrote\n%q\nApplyChecked wrote\n%q", ks, sh.target, out[0], out[1])
+			}
+		}
+	}
+}
+
+// sameAsPrepareAPI checks prepareQueryOnly against prepareAPI on a GET of
+// path?query: where the one-pass reading takes the request, it must plan
+// exactly what the general one plans, and Apply must write the same.
+func sameAsPrepareAPI(t *testing.T, path, query string) (taken bool) {
+	t.Helper()
+	target := path
+	if query != "" {
+		target += "?" + query
+	}
+	newRequest := func() *http.Request {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		return &http.Request{Method: "GET", URL: u, RequestURI: target, Header: http.Header{}}
+	}
+	r1, r2 := newRequest(), newRequest()
+	ep := r1.URL.EscapedPath()
+	if c, _ := classify("GET", ep); c != API {
+		t.Fatalf("%s: not an api_v3 path", target)
+	}
+	fast := &Plan{Class: API, pathInsert: -1, ep: ep}
+	if !fast.prepareQueryOnly(r1, ep) {
+		if !reflect.DeepEqual(fast, &Plan{Class: API, pathInsert: -1, ep: ep}) {
+			t.Fatalf("%s: prepareQueryOnly declined but changed the plan: %+v", target, fast)
+		}
+		return false
+	}
+	general := &Plan{Class: API, pathInsert: -1, ep: ep}
+	if err := general.prepareAPI(r2, ep, 1<<20); err != nil {
+		t.Fatalf("%s: prepareQueryOnly took a request prepareAPI refuses: %v", target, err)
+	}
+	if !reflect.DeepEqual(fast, general) {
+		t.Fatalf("%s:\none pass %+v\ngeneral  %+v", target, fast, general)
+	}
+	if fast.Disposition == Inject {
+		fast.Apply(r1, uks)
+		general.Apply(r2, uks)
+		if r1.RequestURI != r2.RequestURI || r1.URL.RawQuery != r2.URL.RawQuery {
+			t.Fatalf("%s: one pass writes %q, general %q", target, r1.RequestURI, r2.RequestURI)
+		}
+	}
+	return true
+}
+
+var queryOnlyPaths = []string{"/api_v3/index.php", "/api_v3/", "/api_v3", "/api/", "/api", "/api_v3/index.php/",
+	"/api_v3/service/baseentry/action/get", "/api_v3/index.php/service/a/action/b", "/api_v3/ks/x", "/api_v3/index.php/x"}
+
+// TestQueryOnlyLikePrepareAPI: random queries of simple and other tokens,
+// on paths with and without parameters.
+func TestQueryOnlyLikePrepareAPI(t *testing.T) {
+	parts := []string{"service=baseentry", "action=get", "ks=abc", "format=1", "format=9", "callback=cb", "callback=a%28b",
+		"service=apptoken", "action=startSession", "service=Session", "action=END", "Service=x", "ks", "ks=", "ks=a+b",
+		"a=b+c", "service=base%45ntry", "service=multirequest", "service=MultiRequest", "x=1", "clientTag=html5:v3", "",
+		"1:ks=2", "k.s=3", "ks[]=4", "ks%00=5", "1:service=a", "=x", "service"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	taken := 0
+	for i := 0; i < 50000; i++ {
+		var q []string
+		for k := rng.IntN(6); k > 0; k-- {
+			q = append(q, parts[rng.IntN(len(parts))])
+		}
+		if sameAsPrepareAPI(t, queryOnlyPaths[rng.IntN(len(queryOnlyPaths))], strings.Join(q, "&")) {
+			taken++
+		}
+	}
+	if taken < 5000 {
+		t.Fatalf("the one-pass reading took only %d of 50000 requests", taken)
+	}
+	// The benchmark's shape takes it.
+	if !sameAsPrepareAPI(t, "/api_v3/index.php", "service=baseentry&action=get&entryId=1_abcdefgh&version=-1&format=1&clientTag=html5:v3.17.95&ks=x") {
+		t.Fatal("the player's GET does not take the one-pass reading")
+	}
+}
+
+func FuzzQueryOnly(f *testing.F) {
+	for _, s := range []string{"service=a&action=b&ks=c", "ks=1", "format=9&callback=x+y&ks=z&ks=w", "a=1&", "&a", "service=session&action=end"} {
+		f.Add(uint8(0), s)
+	}
+	f.Fuzz(func(t *testing.T, path uint8, query string) {
+		if strings.ContainsAny(query, "# ") || len(query) > fuzzMaxInput {
+			return // not in a request line
+		}
+		if _, err := url.ParseRequestURI("/?" + query); err != nil {
+			return // not a query net/http's server would pass on
+		}
+		sameAsPrepareAPI(t, queryOnlyPaths[int(path)%len(queryOnlyPaths)], query)
+	})
+}
+
+// widgetPathFull is widgetPath splitting the whole path, as it did before
+// it stopped at the action.
+func widgetPathFull(p string) (action string, rest int, ok bool) {
+	if !strings.HasPrefix(p, "/") {
+		return "", 0, false
+	}
+	segs := strings.Split(p[1:], "/")
+	n := len(segs)
+	for n > 0 && segs[n-1] == "" {
+		n--
+	}
+	i, short := 0, false
+	if n > 0 && segs[0] == "s" {
+		i, short = 1, true
+	}
+	switch {
+	case n > i+2 && segs[i] == "p":
+		i += 2
+		if n > i+2 && segs[i] == "sp" {
+			i += 2
+		}
+	case !short && n > 2 && segs[0] == "index.php" && segs[1] == "extwidget":
+		i = 2
+	case !short && n > 1 && segs[0] == "extwidget":
+		i = 1
+	default:
+		return "", 0, false
+	}
+	action = lowerAction(lenientUnescape(segs[i]))
+	if short && action != "playmanifest" {
+		return "", 0, false
+	}
+	rest = 1
+	for _, s := range segs[:i+1] {
+		rest += len(s) + 1
+	}
+	return action, rest, true
+}
+
+// TestWidgetPathStopsAtTheAction: splitting no further than the action's
+// segment reads every path as splitting all of it does.
+func TestWidgetPathStopsAtTheAction(t *testing.T) {
+	segs := []string{"", "", "", "", "", "", "s", "p", "p", "123", "sp", "sp", "12300", "playManifest", "PLAYMANIFEST", "thumbnail", "raw",
+		"index.php", "extwidget", "x", "a.m3u8", "play%4danifest"}
+	paths := []string{"/p/1/sp/2////", "/p/1/sp/2/////", "/p/1/sp/2//////x", "/s/p/1/sp/2/playManifest/////",
+		"/s/p/1/sp/2////////", "/index.php/extwidget///////", "/p/1/sp/2/raw/x/y/z/a.jpg"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 200000+len(paths); i++ {
+		parts := make([]string, rng.IntN(11))
+		for j := range parts {
+			parts[j] = segs[rng.IntN(len(segs))]
+		}
+		p := "/" + strings.Join(parts, "/")
+		if i < len(paths) {
+			p = paths[i]
+		}
+		a, r, ok := widgetPath(p)
+		wa, wr, wok := widgetPathFull(p)
+		if a != wa || r != wr || ok != wok {
+			t.Fatalf("widgetPath(%q) = %q, %d, %v; the full split gives %q, %d, %v", p, a, r, ok, wa, wr, wok)
+		}
 	}
 }

@@ -525,10 +525,15 @@ func ParseAPIError(body []byte) *APIError {
 // URLSafeKS converts a KS to the URL-safe base64 alphabet, which Kaltura
 // accepts everywhere; a v1 KS may contain '+' and '/'.
 func URLSafeKS(ks string) string {
-	if strings.IndexByte(ks, '+') < 0 && strings.IndexByte(ks, '/') < 0 {
+	if urlSafe(ks) {
 		return ks
 	}
-	return urlSafe.Replace(ks)
+	return urlSafeReplacer.Replace(ks)
 }
 
-var urlSafe = strings.NewReplacer("+", "-", "/", "_")
+// urlSafe reports whether ks has neither '+' nor '/'.
+func urlSafe(ks string) bool {
+	return strings.IndexByte(ks, '+') < 0 && strings.IndexByte(ks, '/') < 0
+}
+
+var urlSafeReplacer = strings.NewReplacer("+", "-", "/", "_")
