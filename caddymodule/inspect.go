@@ -201,7 +201,7 @@ func (in *inspector) held() bool { return in.mode == holding }
 // cannot be read).
 func (in *inspector) body() ([]byte, bool) {
 	b := in.buf.Bytes()
-	if in.w.Header().Get("Content-Encoding") != "gzip" {
+	if first(in.w.Header(), "Content-Encoding") != "gzip" {
 		return b, true
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(b))

@@ -373,10 +373,10 @@ func (forms KSForms) has(f KSForms, ks string) bool {
 // ApplyChecked is Apply for a ks whose forms are CheckKS(ks) (or 0: not
 // known, checked here).
 func (pl *Plan) ApplyChecked(r *http.Request, ks string, forms KSForms) {
-	r.Header.Del("X-Kaltura-Ks")
 	for k := range r.Header {
-		// Some servers read X_Kaltura_Ks as X-Kaltura-Ks.
-		if strings.Contains(k, "_") && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Kaltura-Ks") {
+		// Names are canonical (Header.Del's form); some servers read
+		// X_Kaltura_Ks as X-Kaltura-Ks.
+		if k == "X-Kaltura-Ks" || strings.IndexByte(k, '_') >= 0 && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Kaltura-Ks") {
 			delete(r.Header, k)
 		}
 	}
