@@ -1886,6 +1886,13 @@ func hasKT(segs []string, qtoks []token) bool {
 		}
 	}
 	for _, t := range qtoks {
+		if t.simple {
+			// PHP registers a simple name as it is.
+			if t.name == "kt" {
+				return true
+			}
+			continue
+		}
 		if phpVarBase(phpQueryUnescape(t.raw, true)) == "kt" {
 			return true
 		}
