@@ -460,7 +460,9 @@ func (s *sharedState) Destruct() error {
 
 // ServeHTTP places the user's KS in the request and passes it on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	plan, err := kaltura.Prepare(r, h.MaxBodySize)
+	var pl kaltura.Plan // on the stack: the hit path allocates no plan
+	plan := &pl
+	err := plan.Prepare(r, h.MaxBodySize)
 	if err != nil {
 		var re *kaltura.RequestError
 		if !errors.As(err, &re) {
@@ -539,10 +541,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for attempt := 0; ; attempt++ {
 		plan.ApplyChecked(r, entry.KS, kaltura.KSForms(entry.Forms))
 		if h.debug {
-			if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
-				c.Write(zap.String("class", plan.Class.String()), zap.String("cache", outcome.String()),
-					zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.Int("attempt", attempt+1))
-			}
+			h.logInjected(plan.Class, outcome, entry.KS, attempt)
 		}
 		if attempt > 0 {
 			in.restart() // a retry starts from the headers before the first attempt
@@ -566,10 +565,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			key = string(kbuf) // for Evict and the retry's Fetch
 		}
 		if evict && h.shared.cache.Evict(key, entry.KS) {
-			h.metrics.request(plan.Class, "evicted")
-			if c := h.logger.Check(zapcore.InfoLevel, "Kaltura rejected an injected KS before its expiry; evicted"); c != nil {
-				c.Write(zap.String("ks_fp", kaltura.Fingerprint(entry.KS)), zap.String("class", plan.Class.String()))
-			}
+			h.logEvicted(plan.Class, entry.KS)
 		}
 		if !evict || !retry || !replayable || attempt > 0 {
 			return in.release(redacted)
@@ -585,6 +581,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		entry = renewed
 		// Static values come before the providers added with Map.
 		repl.Set(fingerprintPlaceholder, kaltura.Fingerprint(entry.KS))
+	}
+}
+
+// logInjected logs an injection at debug level. It is a function of its
+// own, not inlined, so that its log fields do not sit in ServeHTTP's frame
+// while the rest of the chain runs.
+//
+//go:noinline
+func (h *Handler) logInjected(class kaltura.Class, outcome cache.Outcome, ks string, attempt int) {
+	if c := h.logger.Check(zapcore.DebugLevel, "KS injected"); c != nil {
+		c.Write(zap.String("class", class.String()), zap.String("cache", outcome.String()),
+			zap.String("ks_fp", kaltura.Fingerprint(ks)), zap.Int("attempt", attempt+1))
+	}
+}
+
+// logEvicted counts and logs a KS that Kaltura rejected early (see
+// logInjected for why it is a function of its own).
+//
+//go:noinline
+func (h *Handler) logEvicted(class kaltura.Class, ks string) {
+	h.metrics.request(class, "evicted")
+	if c := h.logger.Check(zapcore.InfoLevel, "Kaltura rejected an injected KS before its expiry; evicted"); c != nil {
+		c.Write(zap.String("ks_fp", kaltura.Fingerprint(ks)), zap.String("class", class.String()))
 	}
 }
 

@@ -290,17 +290,24 @@ func splitPath(dst []string, s string) []string {
 // be in it, up to maxBody bytes) and decides what to do with it. It never
 // changes r except to replace a body it has read with an identical copy.
 func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
+	pl := new(Plan)
+	return pl, pl.Prepare(r, maxBody)
+}
+
+// Prepare is the function Prepare, writing the plan over pl: a caller can
+// keep the plan where it likes (the handler keeps it on its stack).
+func (pl *Plan) Prepare(r *http.Request, maxBody int64) error {
 	ep := r.URL.EscapedPath()
 	class, rest := classify(r.Method, ep)
-	pl := &Plan{Class: class, pathInsert: -1, ep: ep}
+	*pl = Plan{Class: class, pathInsert: -1, ep: ep}
 	if !normalizedPath(ep) {
 		// The web server in front of Kaltura normalizes such a path before
 		// its rewrites, so it may be an api_v3 or extwidget call in disguise.
 		pl.Class = PassThrough
-		return pl, badRequest("the URL path has empty or dot segments (//, /./, /../): send it normalized")
+		return badRequest("the URL path has empty or dot segments (//, /./, /../): send it normalized")
 	}
 	if pl.Class != PassThrough && len(ep)+len(r.URL.RawQuery) > MaxURLLength {
-		return pl, &RequestError{Code: "BAD_REQUEST", Status: http.StatusRequestURITooLong,
+		return &RequestError{Code: "BAD_REQUEST", Status: http.StatusRequestURITooLong,
 			Msg: fmt.Sprintf("URL longer than %d bytes", MaxURLLength)}
 	}
 	var err error
@@ -316,7 +323,7 @@ func Prepare(r *http.Request, maxBody int64) (*Plan, error) {
 		// The body was read: put it back, unless Apply will replace it.
 		keepBody(r, pl.bodyRead)
 	}
-	return pl, err
+	return err
 }
 
 // Apply places ks so that it is the KS Kaltura uses, and removes every
