@@ -23,6 +23,7 @@ type inspector struct {
 	limit  int
 	snap   []headerField // the headers before the first attempt, to start a retry from
 	status int
+	clen   int // the held response's Content-Length, -1 if none or encoded
 	buf    bytes.Buffer
 	mode   uint8
 }
@@ -50,7 +51,7 @@ const keepBuffer = 64 << 10
 // headers so that a retry can start from them.
 func newInspector(w http.ResponseWriter, class kaltura.Class, limit int, retry bool) *inspector {
 	in := inspectors.Get().(*inspector)
-	in.w, in.class, in.limit, in.status, in.mode = w, class, limit, 0, undecided
+	in.w, in.class, in.limit, in.status, in.mode, in.clen = w, class, limit, 0, undecided, -1
 	if retry {
 		// A shallow copy is enough: header values are replaced or appended
 		// to, never changed in place.
@@ -91,7 +92,7 @@ func (in *inspector) restart() {
 	for _, f := range in.snap {
 		h[f.name] = f.values
 	}
-	in.status, in.mode = 0, undecided
+	in.status, in.mode, in.clen = 0, undecided, -1
 	in.buf.Reset()
 }
 
@@ -123,12 +124,18 @@ func (in *inspector) shouldHold(status int) bool {
 	if status != http.StatusOK {
 		return false
 	}
-	if ce := first(h, "Content-Encoding"); ce != "" && ce != "gzip" && ce != "identity" {
+	ce := first(h, "Content-Encoding")
+	if ce != "" && ce != "gzip" && ce != "identity" {
 		return false
 	}
+	in.clen = -1
 	if cl := first(h, "Content-Length"); cl != "" {
-		if n, err := strconv.Atoi(cl); err != nil || n > in.limit {
+		n, err := strconv.Atoi(cl)
+		if err != nil || n > in.limit {
 			return false
+		}
+		if ce != "gzip" {
+			in.clen = n
 		}
 	}
 	return inspectable(first(h, "Content-Type"))
@@ -169,6 +176,12 @@ func (in *inspector) Write(p []byte) (int, error) {
 		in.WriteHeader(http.StatusOK)
 	}
 	if in.mode == streaming {
+		return in.w.Write(p)
+	}
+	if in.class == kaltura.API && in.buf.Len() == 0 && len(p) == in.clen && !kaltura.MayHoldAPIError(p) {
+		// The whole body in one write, and no error in it: nothing for the
+		// handler to decide, so it goes through without being held.
+		in.stream()
 		return in.w.Write(p)
 	}
 	if in.class == kaltura.API && in.buf.Len()+len(p) > in.limit {

@@ -49,13 +49,17 @@ func ksForms(ks string) []string {
 
 var exceptionMark = []byte("KalturaAPIException")
 
+// MayHoldAPIError reports whether an api_v3 response body may hold an
+// error. InspectAPIResponse finds nothing in a body for which it is false.
+func MayHoldAPIError(body []byte) bool { return bytes.Contains(body, exceptionMark) }
+
 // InspectAPIResponse reads an api_v3 response body (JSON, JSONP or XML, single
 // call or multirequest) for KS-validity errors about ks, and returns the body
 // with ks redacted from every error object (nil when nothing was redacted).
 // It never fails: a body it cannot read is reported as one element without
 // KS errors.
 func InspectAPIResponse(body []byte, ks string) (Verdict, []byte) {
-	if !bytes.Contains(body, exceptionMark) {
+	if !MayHoldAPIError(body) {
 		return Verdict{Elements: 1}, nil
 	}
 	trimmed := bytes.TrimSpace(body)
