@@ -1095,12 +1095,7 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 	pl.Action = strings.ToLower(phpQueryUnescape(action, false))
 	pl.Format = phpQueryUnescape(format, false)
 	pl.Callback = phpQueryUnescape(callback, false)
-	switch {
-	case pl.Service == "apptoken" && pl.Action == "startsession":
-		pl.Disposition = Forward // its hash is bound to its own KS
-		return true
-	case pl.Service == "session" && pl.Action == "end":
-		pl.Disposition = EndSession
+	if pl.untouchedCall() {
 		return true
 	}
 	// As queryWithoutKS cuts the one client KS.
@@ -1121,6 +1116,21 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 		}
 	}
 	return true
+}
+
+// untouchedCall sets the disposition of a single call that gets no KS:
+// appToken.startSession is forwarded (its hash is bound to its own KS),
+// session.end is answered by the sidecar. It reports whether it set one.
+func (pl *Plan) untouchedCall() bool {
+	switch {
+	case pl.Service == "apptoken" && pl.Action == "startsession":
+		pl.Disposition = Forward
+		return true
+	case pl.Service == "session" && pl.Action == "end":
+		pl.Disposition = EndSession
+		return true
+	}
+	return false
 }
 
 func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error) {
@@ -1247,15 +1257,8 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 			return &RequestError{Code: "UNSUPPORTED", Status: http.StatusBadRequest,
 				Msg: "session.end inside a multirequest is not supported by the KS proxy: send it as a single call"}
 		}
-	} else {
-		switch {
-		case pl.Service == "apptoken" && pl.Action == "startsession":
-			pl.Disposition = Forward // its hash is bound to its own KS
-			return nil
-		case pl.Service == "session" && pl.Action == "end":
-			pl.Disposition = EndSession
-			return nil
-		}
+	} else if pl.untouchedCall() {
+		return nil
 	}
 	pl.Disposition = Inject
 
