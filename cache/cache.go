@@ -221,8 +221,9 @@ func Key(parts ...string) string {
 	return string(sum[:])
 }
 
-// maxRawUser is the most bytes of user id and privileges a UserKey holds
-// as they are; longer ones are hashed, so a key stays short.
+// maxRawUser is the most bytes of user id and privileges that
+// AppendUserKey keeps as they are; longer ones are hashed, so a key stays
+// short.
 const maxRawUser = 64
 
 // AppendUserKey appends to dst the key of a user's entry: prefix (a Key of
