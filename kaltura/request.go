@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -276,14 +277,8 @@ func phpVarBase(name string) string {
 // splitPath appends the '/'-separated segments of s to dst (which may be a
 // caller's stack buffer), as strings.Split would return them.
 func splitPath(dst []string, s string) []string {
-	for {
-		i := strings.IndexByte(s, '/')
-		if i < 0 {
-			return append(dst, s)
-		}
-		dst = append(dst, s[:i])
-		s = s[i+1:]
-	}
+	segs, _ := splitPathN(dst, s, math.MaxInt)
+	return segs
 }
 
 // Prepare parses r (reading its body when the KS or the call's identity may
