@@ -1,9 +1,10 @@
 // Package cache keeps one Kaltura Session (KS) per user key, on
-// github.com/patrickmn/go-cache. It bounds the number of entries, makes
-// concurrent misses for one key wait for a single mint, renews entries in the
-// background before they expire (serving the still-valid one meanwhile), and
-// remembers failures briefly so that an outage does not become a storm. It
-// never stores a failure in place of a KS. It knows nothing of Caddy or of
+// github.com/patrickmn/go-cache. It bounds the number of entries, evicting
+// the ones not used for longest (bound.go), makes concurrent misses for one
+// key wait for a single mint, renews entries in the background before they
+// expire (serving the still-valid one meanwhile), and remembers failures
+// briefly so that an outage does not become a storm (failures.go). It never
+// stores a failure in place of a KS. It knows nothing of Caddy or of
 // Kaltura's wire format.
 package cache
 
@@ -12,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -34,8 +36,8 @@ type ErrorPolicy func(err error) (remember time.Duration, global bool)
 
 // Config configures a Cache.
 type Config struct {
-	// MaxEntries bounds the number of cached sessions; when full, the
-	// oldest-inserted entry makes room. Default 100000.
+	// MaxEntries bounds the number of cached sessions; when full, an entry
+	// not used for longest makes room (see bound). Default 100000.
 	MaxEntries int
 	// RefreshBefore: an entry is renewed in the background from this long
 	// before its KS expires (or from 3/4 of its lifetime, if sooner), while
@@ -66,13 +68,13 @@ type Cache struct {
 	pol atomic.Pointer[Config] // the rest: see Reconfigure
 	c   *gocache.Cache
 
+	// mu guards the map's contents (every change to c.c is made under it,
+	// so the map and the bound agree), the bound's list, inflight, failed
+	// and the gate. A hit takes none of it.
 	mu       sync.Mutex
-	ring     []string // insertion order, for the bound
-	next     int
+	bound    bound
 	inflight map[string]*call
-	failures map[string]failure // per key, briefly
-	global   failure            // a configuration error: no mints until it lapses
-	probing  bool               // one mint is testing whether the global error is over
+	failed   failures
 	// The very first mint runs alone: until it is over, other misses wait
 	// for it, so that a misconfiguration costs Kaltura one call, not one per
 	// concurrent new user.
@@ -80,29 +82,30 @@ type Cache struct {
 	gate     chan struct{}
 
 	refreshes atomic.Int64
+	evictions atomic.Int64
 
 	stop     chan struct{}
 	stopOnce sync.Once
 }
 
-type failure struct {
-	err   error
-	until time.Time
-}
-
 type call struct {
-	done  chan struct{}
-	e     Entry
-	err   error
-	first bool // the gate's mint
+	done    chan struct{}
+	e       Entry
+	err     error
+	first   bool // the gate's mint
+	waiters int  // callers that share it; c.mu guards it
 }
 
 // item is what is stored: the entry, when to renew it, and when to stop
-// serving it.
+// serving it; its key and place in the bound; whether it was served since
+// the bound's hand last passed it.
 type item struct {
 	Entry
 	refreshAt time.Time
 	until     time.Time
+	key       string
+	links
+	visited atomic.Bool
 }
 
 // Outcome says how Fetch got its entry.
@@ -134,11 +137,12 @@ func (o Outcome) String() string {
 func New(cfg Config) *Cache {
 	cfg = normalize(cfg)
 	c := &Cache{
-		cfg:      cfg,
-		c:        gocache.New(gocache.NoExpiration, 0), // our janitor, so Close can stop it
-		ring:     make([]string, cfg.MaxEntries),
+		cfg: cfg,
+		// Items never expire in go-cache: they leave through the bound, by
+		// our clock, so that the map and the bound always agree.
+		c:        gocache.New(gocache.NoExpiration, 0),
 		inflight: map[string]*call{},
-		failures: map[string]failure{},
+		failed:   failures{perKey: map[string]failure{}},
 		stop:     make(chan struct{}),
 	}
 	c.pol.Store(&cfg)
@@ -147,11 +151,15 @@ func New(cfg Config) *Cache {
 }
 
 // Reconfigure changes RefreshBefore, Jitter, Guard, MintTimeout and Errors
-// for mints that start from now on; cached entries are kept. MaxEntries,
+// for mints that start from now on; cached entries are kept, remembered
+// failures are forgotten (a reload may have fixed their cause). MaxEntries,
 // CleanupInterval and Now stay as New set them.
 func (c *Cache) Reconfigure(cfg Config) {
 	cfg = normalize(cfg)
 	c.pol.Store(&cfg)
+	c.mu.Lock()
+	c.failed.forget()
+	c.mu.Unlock()
 }
 
 func normalize(cfg Config) Config {
@@ -190,19 +198,43 @@ func (c *Cache) janitor() {
 	for {
 		select {
 		case <-t.C:
-			c.c.DeleteExpired()
-			now := c.cfg.Now()
-			c.mu.Lock()
-			for k, f := range c.failures {
-				if !now.Before(f.until) {
-					delete(c.failures, k)
-				}
-			}
-			c.mu.Unlock()
+			c.dropExpired()
 		case <-c.stop:
 			return
 		}
 	}
+}
+
+// sweepBatch is how many items the janitor looks at per hold of c.mu.
+const sweepBatch = 1024
+
+// dropExpired drops the entries that may no longer be served and the
+// failures that no longer forbid anything. It walks the bound's list in
+// batches, so that misses wait for one batch at most.
+func (c *Cache) dropExpired() {
+	c.mu.Lock()
+	now := c.cfg.Now()
+	c.failed.dropLapsed(now)
+	c.bound.sweep = c.bound.oldest
+	left := c.bound.n // items pushed during the walk are new: not expired
+	c.mu.Unlock()
+	for left > 0 {
+		c.mu.Lock()
+		for i := 0; i < sweepBatch && left > 0 && c.bound.sweep != nil; i, left = i+1, left-1 {
+			it := c.bound.sweep
+			c.bound.sweep = it.newer
+			if !now.Before(it.until) {
+				c.drop(it)
+			}
+		}
+		if c.bound.sweep == nil {
+			left = 0
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	c.bound.sweep = nil
+	c.mu.Unlock()
 }
 
 // Close stops the janitor. The cache stays usable.
@@ -254,11 +286,19 @@ func (c *Cache) load(key string) (*item, bool) {
 		return nil, false
 	}
 	it := v.(*item)
-	// go-cache expires by wall clock; check against our clock too.
 	if !c.cfg.Now().Before(it.until) {
 		return nil, false
 	}
+	it.seen()
 	return it, true
+}
+
+// seen marks it as served, for the bound. A bit already set is only read,
+// so that hits on a popular entry do not write to shared memory.
+func (it *item) seen() {
+	if !it.visited.Load() {
+		it.visited.Store(true)
+	}
 }
 
 // Get returns a cached entry that may still be served.
@@ -281,6 +321,7 @@ func (c *Cache) Fresh(key string) (Entry, bool) {
 	it := v.(*item)
 	// load's check and Fetch's, on one reading of the clock.
 	if now := c.cfg.Now(); now.Before(it.until) && now.Before(it.refreshAt) {
+		it.seen()
 		return it.Entry, true
 	}
 	return Entry{}, false
@@ -294,7 +335,8 @@ func (c *Cache) Fresh(key string) (Entry, bool) {
 // mint renews it; if renewal fails, it is served until its guard and never
 // after. A failed mint is remembered for the time the ErrorPolicy says: for
 // that key, or for every key when the policy calls it global (then a single
-// mint probes whether the error is over, each time the memory lapses).
+// mint probes whether the error is over, each time the memory lapses; see
+// failures).
 func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context) (Entry, error)) (Entry, Outcome, error) {
 	if it, ok := c.load(key); ok {
 		if c.cfg.Now().Before(it.refreshAt) {
@@ -305,16 +347,14 @@ func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context
 	}
 	c.mu.Lock()
 	cl, shared := c.inflight[key]
-	if !shared {
+	if shared {
+		cl.waiters++
+	} else {
 		// A mint stores its entry before it leaves inflight, so look again
 		// under the lock: it may have finished since the first look.
 		if it, ok := c.load(key); ok {
 			c.mu.Unlock()
 			return it.Entry, Hit, nil
-		}
-		if err := c.remembered(key); err != nil {
-			c.mu.Unlock()
-			return Entry{}, Refused, err
 		}
 		if !c.gateOpen && c.gate != nil {
 			gate := c.gate
@@ -325,6 +365,10 @@ func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context
 			case <-ctx.Done():
 				return Entry{}, Minted, ctx.Err()
 			}
+		}
+		if err := c.failed.check(key, c.cfg.Now()); err != nil {
+			c.mu.Unlock()
+			return Entry{}, Refused, err
 		}
 		cl = c.start(key, mint)
 		if !c.gateOpen {
@@ -344,45 +388,26 @@ func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context
 	}
 }
 
-// remembered returns a remembered failure that forbids minting key now, or
-// nil; with a lapsed global failure it lets exactly one caller probe.
-// c.mu is held.
-func (c *Cache) remembered(key string) error {
-	now := c.cfg.Now()
-	if c.global.err != nil {
-		if now.Before(c.global.until) || c.probing {
-			return c.global.err
-		}
-		c.probing = true
-	}
-	if f, ok := c.failures[key]; ok {
-		if now.Before(f.until) {
-			return f.err
-		}
-		delete(c.failures, key)
-	}
-	return nil
-}
-
-// refresh starts a background renewal of key unless one runs, or a recent
-// failure says not to try yet.
+// refresh starts a background renewal of key unless one runs, or a
+// remembered failure says not to try yet.
 func (c *Cache) refresh(key string, mint func(context.Context) (Entry, error)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, running := c.inflight[key]; running {
 		return
 	}
-	if c.remembered(key) != nil {
+	if c.failed.check(key, c.cfg.Now()) != nil {
 		return
 	}
 	c.refreshes.Add(1)
 	c.start(key, mint)
 }
 
-// start launches a mint for key. c.mu is held.
+// start launches a mint for key, which failed.check allowed. c.mu is held.
 func (c *Cache) start(key string, mint func(context.Context) (Entry, error)) *call {
 	cl := &call{done: make(chan struct{})}
 	c.inflight[key] = cl
+	c.failed.started(cl)
 	go c.run(key, cl, mint)
 	return cl
 }
@@ -391,70 +416,78 @@ func (c *Cache) start(key string, mint func(context.Context) (Entry, error)) *ca
 // to its expiry to be used.
 var ErrExpired = errors.New("the minted KS expires too soon to be used")
 
+// run mints for cl and settles it: stores the entry or remembers the
+// failure, ends the call, opens the gate. It settles on every path, a panic
+// in mint included, so that no waiter, probe or gate is left behind.
 func (c *Cache) run(key string, cl *call, mint func(context.Context) (Entry, error)) {
 	pol := c.pol.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), pol.MintTimeout)
 	defer cancel()
-	e, err := mint(ctx)
-	now := c.cfg.Now()
-	if err == nil {
-		lifetime := e.Expiry.Sub(now)
-		guard := min(pol.Guard, lifetime/20)
-		before := min(pol.RefreshBefore, lifetime/4)
-		jitter := min(pol.Jitter, lifetime/8)
-		if jitter > 0 {
-			before += rand.N(jitter)
+	var e Entry
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			e, err = Entry{}, fmt.Errorf("cache: the mint panicked: %v", p)
 		}
-		it := &item{Entry: e, refreshAt: e.Expiry.Add(-before), until: e.Expiry.Add(-guard)}
-		if !now.Before(it.until) {
-			err = ErrExpired
-		} else {
-			c.set(key, it, it.until.Sub(now))
-		}
-	}
-	c.mu.Lock()
-	if c.probing && c.global.err != nil {
-		c.probing = false
+		now := c.cfg.Now()
+		var it *item
 		if err == nil {
-			c.global = failure{}
-		}
-	}
-	if err != nil {
-		if d, global := pol.Errors(err); d > 0 {
-			if global {
-				c.global = failure{err: err, until: now.Add(d)}
-			} else {
-				c.failures[key] = failure{err: err, until: now.Add(d)}
+			lifetime := e.Expiry.Sub(now)
+			guard := min(pol.Guard, lifetime/20)
+			before := min(pol.RefreshBefore, lifetime/4)
+			jitter := min(pol.Jitter, lifetime/8)
+			if jitter > 0 {
+				before += rand.N(jitter)
+			}
+			it = &item{Entry: e, refreshAt: e.Expiry.Add(-before), until: e.Expiry.Add(-guard), key: key}
+			if !now.Before(it.until) {
+				err = ErrExpired
 			}
 		}
-	} else {
-		delete(c.failures, key)
-	}
-	delete(c.inflight, key)
-	cl.e, cl.err = e, err
-	if cl.first {
-		c.gateOpen = true
-		close(c.gate)
-	}
-	c.mu.Unlock()
-	close(cl.done)
+		c.mu.Lock()
+		if err == nil {
+			c.put(it, now)
+		}
+		c.failed.finished(cl, key, err, pol.Errors, now)
+		delete(c.inflight, key)
+		cl.e, cl.err = e, err
+		if cl.first {
+			c.gateOpen = true
+			close(c.gate)
+		}
+		c.mu.Unlock()
+		close(cl.done)
+	}()
+	e, err = mint(ctx)
 }
 
-func (c *Cache) set(key string, it *item, ttl time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, found := c.c.Get(key); !found {
-		if old := c.ring[c.next]; old != "" {
-			c.c.Delete(old)
-		}
-		c.ring[c.next] = key
-		c.next = (c.next + 1) % len(c.ring)
+// put stores it in place of any entry for its key, making room first if the
+// cache is full. c.mu is held.
+func (c *Cache) put(it *item, now time.Time) {
+	if v, found := c.c.Get(it.key); found {
+		c.bound.remove(v.(*item))
+	} else if c.bound.n >= c.cfg.MaxEntries {
+		c.drop(c.bound.victim(now))
+		c.evictions.Add(1)
 	}
-	c.c.Set(key, it, ttl)
+	c.bound.push(it)
+	c.c.Set(it.key, it, gocache.NoExpiration)
+}
+
+// drop forgets it. c.mu is held.
+func (c *Cache) drop(it *item) {
+	c.bound.remove(it)
+	c.c.Delete(it.key)
 }
 
 // Delete forgets key's entry (after a session.end).
-func (c *Cache) Delete(key string) { c.c.Delete(key) }
+func (c *Cache) Delete(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.c.Get(key); ok {
+		c.drop(v.(*item))
+	}
+}
 
 // Evict forgets key's entry if it still holds ks: Kaltura said ks is no
 // longer valid. A newer KS minted meanwhile is kept. It reports whether it
@@ -466,12 +499,19 @@ func (c *Cache) Evict(key, ks string) bool {
 	if !ok || v.(*item).KS != ks {
 		return false
 	}
-	c.c.Delete(key)
+	c.drop(v.(*item))
 	return true
 }
 
 // Len returns the number of entries, including expired ones not yet dropped.
-func (c *Cache) Len() int { return c.c.ItemCount() }
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bound.n
+}
 
 // Refreshes returns how many background renewals were started.
 func (c *Cache) Refreshes() int64 { return c.refreshes.Load() }
+
+// Evictions returns how many entries were dropped to make room.
+func (c *Cache) Evictions() int64 { return c.evictions.Load() }
