@@ -120,7 +120,8 @@ type Handler struct {
 	// once, redact the KS from error messages); larger ones stream through.
 	// Default 1 MiB.
 	MaxInspectSize int `json:"max_inspect_size,omitempty"`
-	// Most cached sessions (users); the oldest make room. Default 100000.
+	// Most cached sessions (users); when full, one not used recently makes
+	// room. Default 100000.
 	MaxSessions int `json:"max_sessions,omitempty"`
 	// Most bytes of a request body read to place the KS (JSON, form, and
 	// multipart multirequests). Uploads to single calls stream at any size.
@@ -573,8 +574,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if mint == nil {
 			mint = h.minter(user, privileges)
 		}
-		renewed, _, err := h.shared.cache.Fetch(r.Context(), key, mint)
-		if err != nil || renewed.KS == entry.KS {
+		renewed, renewal, err := h.shared.cache.Fetch(r.Context(), key, mint)
+		if err != nil {
+			// The KS Kaltura rejected was ours, and no other could be had:
+			// the client hears why from the sidecar, not Kaltura's error
+			// about a KS it never sent.
+			in.restart()
+			return h.sessionFailure(w, r, plan, err, renewal)
+		}
+		if renewed.KS == entry.KS {
 			return in.release(redacted)
 		}
 		h.metrics.request(plan.Class, "retried")

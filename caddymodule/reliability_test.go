@@ -443,3 +443,49 @@ func TestPlaceholders(t *testing.T) {
 		t.Fatal("the revoked KS was served")
 	}
 }
+
+// TestRetryWithoutMintAnswersOwnError: Kaltura rejects the injected KS and
+// no new one can be minted. The client gets the sidecar's own error, as for
+// any failed mint (api_v3: HTTP 200 and a KalturaAPIException; player
+// paths: the status, X-Kaltura-Ks-Proxy-Error and Retry-After), never
+// Kaltura's error about a KS it did not send.
+func TestRetryWithoutMintAnswersOwnError(t *testing.T) {
+	e := newEnv(t, nil, "session_timeout 300ms\n\t\tmint_timeout 1s\n\t\tsession_retries -1")
+	const manifest = "/p/123/sp/12300/playManifest/entryId/1_abc/format/applehttp/a.m3u8"
+	cached := func(user string) {
+		t.Helper()
+		e.reset()
+		if r := apiGet(e, user); r.users() != user {
+			t.Fatalf("%q %s", r.users(), r.body)
+		}
+		e.emu.Revoke(forwarded(e.emu.Records())[0].KS)
+	}
+	checkPlayer := func(r response, code string, status int, retryAfter bool) {
+		t.Helper()
+		if r.status != status || r.header.Get("X-Kaltura-Ks-Proxy-Error") != code || (r.header.Get("Retry-After") != "") != retryAfter || r.header.Get("X-Kaltura") != "" || r.users() != "" {
+			t.Fatalf("status %d, headers %v", r.status, r.header)
+		}
+	}
+
+	for _, user := range []string{"alice", "bob"} {
+		e.emu.SetSessionFault(nil)
+		cached(user)
+		e.emu.SetSessionFault(&kalturatest.Fault{Status: 503, Body: "Service Unavailable"})
+		e.reset()
+		if user == "alice" {
+			assertAPIError(t, apiGet(e, user), "json", "KS_PROXY_KALTURA_UNAVAILABLE", 0)
+		} else {
+			checkPlayer(e.send("GET", manifest, "", "", user), "KS_PROXY_KALTURA_UNAVAILABLE", http.StatusServiceUnavailable, true)
+		}
+		recs := e.emu.Records()
+		if len(recs) != 2 || recs[0].Error == "" || recs[1].Service != "apptoken" {
+			t.Fatalf("%s: want the rejected request, then one failed mint: %+v", user, recs)
+		}
+	}
+
+	// The same with a configuration error: the mint's own code, no Retry-After.
+	e.emu.SetSessionFault(nil)
+	cached("carol")
+	e.emu.SetAppToken(kalturatest.AppToken{ID: testTokenID, Token: testToken, HashType: "SHA1", SessionPrivileges: "sview:*"})
+	checkPlayer(e.send("GET", manifest, "", "", "carol"), "KS_PROXY_KALTURA_CONFIG", http.StatusBadGateway, false)
+}
