@@ -887,7 +887,7 @@ func TestChaos(t *testing.T) {
 		if w.recoveredOK {
 			rec = "new user served " + w.recovered.Round(time.Millisecond).String() + " after the fault ended"
 		}
-		report(t, "fault %q at +%v for %v: %s (%d probes, bound %v); %d hot users eligible, %d requests of %d of them not served; %s",
+		report(t, "fault %q at +%v for %v: %s (%d probes, bound %v); %d hot users eligible, requests of them not served: %d (of %d users); %s",
 			w.name, w.start.Sub(c.started).Round(100*time.Millisecond), w.end.Sub(w.start).Round(100*time.Millisecond), rec, w.probes, chaosBound, len(w.hotValid), hotBadBy[w.name], len(hotBadUsers[w.name]), w.note)
 	}
 	report(t, "hot users with a valid cached KS during faults: %d/%d requests served; with nothing wrong: %d/%d served; %d multirequests met their KS's revocation half-way (not retried, as they must not be); %d KSes revoked (revocation phase %v-%v); reloads: %s; wall %v",
