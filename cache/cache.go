@@ -40,8 +40,8 @@ type Config struct {
 	// not used for longest makes room (see bound). Default 100000.
 	MaxEntries int
 	// RefreshBefore: an entry is renewed in the background from this long
-	// before its KS expires (or from 3/4 of its lifetime, if that is later), while
-	// requests keep getting the current KS. Default 5m.
+	// before its KS expires (or from 3/4 of its lifetime, if that is
+	// later), while requests keep getting the current KS. Default 5m.
 	RefreshBefore time.Duration
 	// Jitter spreads renewals: each entry renews up to this much earlier
 	// still, at random, so users minted together do not renew together.
