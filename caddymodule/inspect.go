@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
@@ -14,9 +13,9 @@ import (
 
 // inspector sits between the handler chain and the client for requests that
 // carry an injected KS. It holds back a response that may say the KS died
-// (an api_v3 body of at most limit bytes, or an extwidget KS error header) so
-// the handler can evict the KS, retry, or redact the KS from the error;
-// anything else streams through untouched.
+// (which ones: kaltura.HoldResponse) so that the handler can evict the KS,
+// retry, or redact the KS from the error; anything else streams through
+// untouched.
 type inspector struct {
 	w      http.ResponseWriter
 	class  kaltura.Class
@@ -63,7 +62,7 @@ func newInspector(w http.ResponseWriter, class kaltura.Class, limit int, retry b
 }
 
 // free returns the inspector for reuse, once the handler chain is done with
-// it. After a protocol switch the connection belongs to the proxy's own
+// it. After a protocol switch the connection belongs to reverse_proxy's own
 // goroutines, so that inspector is not reused.
 func (in *inspector) free() {
 	if in.status == http.StatusSwitchingProtocols {
@@ -109,36 +108,12 @@ func (in *inspector) WriteHeader(status int) {
 		return
 	}
 	in.status = status
-	if in.shouldHold(status) {
+	var hold bool
+	if hold, in.clen = kaltura.HoldResponse(in.class, status, in.w.Header(), in.limit); hold {
 		in.mode = holding
 		return
 	}
 	in.stream()
-}
-
-func (in *inspector) shouldHold(status int) bool {
-	h := in.w.Header()
-	if in.class != kaltura.API {
-		return kaltura.ManifestKSError(first(h, "X-Kaltura"))
-	}
-	if status != http.StatusOK {
-		return false
-	}
-	ce := first(h, "Content-Encoding")
-	if ce != "" && ce != "gzip" && ce != "identity" {
-		return false
-	}
-	in.clen = -1
-	if cl := first(h, "Content-Length"); cl != "" {
-		n, err := strconv.Atoi(cl)
-		if err != nil || n > in.limit {
-			return false
-		}
-		if ce != "gzip" {
-			in.clen = n
-		}
-	}
-	return inspectable(first(h, "Content-Type"))
 }
 
 // first is h.Get(name) for a name already in canonical form, without
@@ -148,22 +123,6 @@ func first(h http.Header, name string) string {
 		return v[0]
 	}
 	return ""
-}
-
-// inspectable reports whether a Content-Type is one a Kaltura error comes
-// in: JSON, XML or JavaScript (JSONP). It parses the media type as
-// mime.ParseMediaType does for these, without allocating.
-func inspectable(ct string) bool {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	mt := strings.TrimSpace(ct)
-	for _, t := range [...]string{"application/json", "text/xml", "application/xml", "text/javascript", "application/javascript"} {
-		if strings.EqualFold(mt, t) {
-			return true
-		}
-	}
-	return len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json") && strings.IndexByte(mt, '/') > 0
 }
 
 func (in *inspector) stream() {
@@ -226,6 +185,17 @@ func (in *inspector) body() ([]byte, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+// verdict says what the held response means for ks, the injected KS, and
+// returns the body with ks redacted (kaltura.JudgeHeldResponse). Only an
+// api_v3 body is read for it.
+func (in *inspector) verdict(ks string) (kaltura.Verdict, []byte) {
+	var body []byte
+	if in.class == kaltura.API {
+		body, _ = in.body()
+	}
+	return kaltura.JudgeHeldResponse(in.class, body, ks)
 }
 
 // release writes the held response to the client; a non-nil replacement
