@@ -38,7 +38,7 @@ func requestRefusal(err error) refusal {
 
 // refuse counts and answers a refused request.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, plan *kaltura.Plan, ref refusal) error {
-	h.metrics.request(plan.Class, "refused")
+	h.metrics.request(plan.Class, resultRefused)
 	return h.fail(w, r, plan, ref.code, ref.status, ref.msg, 0)
 }
 
@@ -50,7 +50,7 @@ func (h *Handler) sessionFailure(w http.ResponseWriter, r *http.Request, plan *k
 	case errors.As(err, &se):
 		kind, kcode, hint = se.Kind, se.Code, se.Hint
 	case errors.Is(err, context.Canceled):
-		h.metrics.request(plan.Class, "canceled")
+		h.metrics.request(plan.Class, resultCanceled)
 		return caddyhttp.Error(499, err)
 	case errors.Is(err, cache.ErrExpired):
 		kcode, hint = "KS_TOO_SHORT", "Kaltura returned a KS that is about to expire: raise expiry and the app token's sessionDuration"
@@ -61,10 +61,10 @@ func (h *Handler) sessionFailure(w http.ResponseWriter, r *http.Request, plan *k
 	if temporary {
 		retry = DefaultRetryAfter
 	}
-	h.metrics.request(plan.Class, "failed")
+	h.metrics.request(plan.Class, resultFailed)
 	if outcome == cache.Refused {
 		// The cache did not try: it remembers a recent failure.
-		h.metrics.request(plan.Class, outcome.String())
+		h.metrics.request(plan.Class, resultRememberedFailure)
 	}
 	h.logSessionFailure(kind, kcode, hint, se)
 	return h.fail(w, r, plan, code, status, "the KS proxy could not obtain a Kaltura session: "+kcode, retry)

@@ -145,7 +145,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.refuse(w, r, plan, requestRefusal(err))
 	}
 	if plan.Disposition == kaltura.Forward {
-		h.metrics.request(plan.Class, "forwarded")
+		h.metrics.request(plan.Class, resultForwarded)
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -173,7 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.sessionFailure(w, r, plan, err, outcome)
 		}
 	}
-	h.metrics.request(plan.Class, outcome.String())
+	h.metrics.request(plan.Class, outcomeResult(outcome))
 	replayable := plan.Replayable(r)
 	repl.Map(placeholders(outcome, entry.KS))
 	in := newInspector(w, plan.Class, h.MaxInspectSize, replayable)
@@ -217,7 +217,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if renewed.KS == entry.KS {
 			return in.release(redacted)
 		}
-		h.metrics.request(plan.Class, "retried")
+		h.metrics.request(plan.Class, resultRetried)
 		entry = renewed
 		// Static values come before the providers added with Map.
 		repl.Set(fingerprintPlaceholder, kaltura.Fingerprint(entry.KS))
@@ -228,7 +228,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // cached KS: sent on to Kaltura with that KS, it would revoke it.
 func (h *Handler) endSession(w http.ResponseWriter, plan *kaltura.Plan, key []byte, user string) error {
 	h.shared.cache.Delete(string(key))
-	h.metrics.request(plan.Class, "ended")
+	h.metrics.request(plan.Class, resultEnded)
 	if c := h.logger.Check(zapcore.DebugLevel, "session.end answered locally; cached KS forgotten"); c != nil {
 		c.Write(zap.String("user", user))
 	}

@@ -31,7 +31,7 @@ func (h *Handler) logInjected(class kaltura.Class, outcome cache.Outcome, ks str
 //
 //go:noinline
 func (h *Handler) logEvicted(class kaltura.Class, ks string) {
-	h.metrics.request(class, "evicted")
+	h.metrics.request(class, resultEvicted)
 	if c := h.logger.Check(zapcore.InfoLevel, "Kaltura rejected an injected KS before its expiry; evicted"); c != nil {
 		c.Write(zap.String("ks_fp", kaltura.Fingerprint(ks)), zap.String("class", class.String()))
 	}
