@@ -22,10 +22,10 @@ import (
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
 )
 
-// Defaults. These are the handler's only defaults: cache.Config has
-// defaults of its own (a 30s mint timeout among them) for callers that
-// leave its fields zero, but the handler always sets every field of it
-// from these.
+// Defaults: the one place each of the handler's defaults is set.
+// cache.Config has defaults of its own (a 30s mint timeout among them) for
+// fields a caller leaves zero; the handler sets every cache field it has a
+// setting for from these (cacheConfig), so those never apply to it.
 const (
 	DefaultServiceURL      = "https://www.kaltura.com"
 	DefaultHashType        = "SHA1" // as in Kaltura
@@ -382,14 +382,7 @@ func (h *Handler) build(ctx caddy.Context) error {
 	h.keyPrefix = cache.Key(identity, strconv.Itoa(h.sessionType), strconv.FormatInt(int64(time.Duration(h.Expiry)/time.Second), 10))
 	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions)))
 	h.poolKey = hex.EncodeToString(poolSum[:])
-	cacheCfg := cache.Config{
-		MaxEntries:    h.MaxSessions,
-		RefreshBefore: time.Duration(h.RefreshBefore),
-		Jitter:        time.Duration(h.RefreshJitter),
-		MintTimeout:   time.Duration(h.MintTimeout),
-		Errors:        h.errorPolicy,
-		Now:           now,
-	}
+	cacheCfg := h.cacheConfig()
 	val, loaded, err := sessionPool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
 		return &sharedState{cache: cache.New(cacheCfg)}, nil
 	})
@@ -403,6 +396,20 @@ func (h *Handler) build(ctx caddy.Context) error {
 		h.shared.cache.Reconfigure(cacheCfg)
 	}
 	return nil
+}
+
+// cacheConfig is the configuration of the KS cache. Each field the handler
+// has a setting for comes from h; Guard and CleanupInterval, which it has
+// none for, keep the cache's defaults (30s, 1m).
+func (h *Handler) cacheConfig() cache.Config {
+	return cache.Config{
+		MaxEntries:    h.MaxSessions,
+		RefreshBefore: time.Duration(h.RefreshBefore),
+		Jitter:        time.Duration(h.RefreshJitter),
+		MintTimeout:   time.Duration(h.MintTimeout),
+		Errors:        h.errorPolicy,
+		Now:           now,
+	}
 }
 
 // Cleanup releases this config's reference to the shared KS cache.
