@@ -88,57 +88,55 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // setField sets the field a subdirective names from its one value.
 func (h *Handler) setField(name, val string) error {
-	literal := !strings.Contains(val, "{")
-	var err error
-	switch name {
-	case "service_url":
-		h.ServiceURL = val
-	case "partner_id":
-		h.PartnerID = val
-		if literal {
-			err = checkPartnerID(val)
+	if dst := h.textField(name); dst != nil {
+		*dst = val
+		if check := literalChecks[name]; check != nil && !strings.Contains(val, "{") {
+			return check(val)
 		}
-	case "app_token_id":
-		h.AppTokenID = val
-	case "app_token":
-		h.AppToken = val
-	case "app_token_file":
-		h.AppTokenFile = val
-	case "hash_type":
-		h.HashType = val
-		if literal {
-			err = checkHashType(val)
-		}
-	case "user_id":
-		h.UserID = val
-	case "privileges":
-		h.Privileges = val
-	case "session_type":
-		_, err = parseSessionType(val)
-		h.SessionType = strings.ToLower(val)
-	case "widget_id":
-		h.WidgetID = val
-	case "expiry", "refresh_before", "refresh_jitter", "session_timeout", "mint_timeout", "failure_backoff", "config_error_backoff":
-		err = parseDuration(h.durationField(name), name, val)
-	case "max_sessions", "max_user_id_length", "session_retries":
-		err = parseCount(h.countField(name), name, val)
-	case "max_body_size":
-		var n uint64
-		if n, err = parseSize(name, val); err == nil {
-			h.MaxBodySize = int64(n)
-		}
-	case "max_inspect_size":
-		var n uint64
-		if n, err = parseSize(name, val); err == nil {
-			h.MaxInspectSize = int(n)
-		}
-	default:
-		err = fmt.Errorf("unrecognized subdirective %q", name)
+		return nil
 	}
-	return err
+	if dst := h.durationField(name); dst != nil {
+		return parseDuration(dst, name, val)
+	}
+	if dst := h.countField(name); dst != nil {
+		return parseCount(dst, name, val)
+	}
+	switch name {
+	case "session_type":
+		// No placeholders here: the value is checked as it is.
+		h.SessionType = strings.ToLower(val)
+		_, err := parseSessionType(val)
+		return err
+	case "max_body_size":
+		n, err := parseSize(name, val)
+		h.MaxBodySize = int64(n)
+		return err
+	case "max_inspect_size":
+		n, err := parseSize(name, val)
+		h.MaxInspectSize = int(n)
+		return err
+	}
+	return fmt.Errorf("unrecognized subdirective %q", name)
 }
 
-// durationField is the field a duration subdirective sets.
+// literalChecks are the checks of Validate that a text subdirective's
+// value gets here when it holds no placeholder.
+var literalChecks = map[string]func(string) error{
+	"partner_id": checkPartnerID,
+	"hash_type":  checkHashType,
+}
+
+// textField is the field a text subdirective sets, nil for another name.
+func (h *Handler) textField(name string) *string {
+	return map[string]*string{
+		"service_url": &h.ServiceURL, "partner_id": &h.PartnerID, "app_token_id": &h.AppTokenID,
+		"app_token": &h.AppToken, "app_token_file": &h.AppTokenFile, "hash_type": &h.HashType,
+		"user_id": &h.UserID, "privileges": &h.Privileges, "widget_id": &h.WidgetID,
+	}[name]
+}
+
+// durationField is the field a duration subdirective sets, nil for
+// another name.
 func (h *Handler) durationField(name string) *caddy.Duration {
 	return map[string]*caddy.Duration{
 		"expiry": &h.Expiry, "refresh_before": &h.RefreshBefore, "refresh_jitter": &h.RefreshJitter,
@@ -147,7 +145,8 @@ func (h *Handler) durationField(name string) *caddy.Duration {
 	}[name]
 }
 
-// countField is the field a whole-number subdirective sets.
+// countField is the field a whole-number subdirective sets, nil for
+// another name.
 func (h *Handler) countField(name string) *int {
 	return map[string]*int{"max_sessions": &h.MaxSessions, "max_user_id_length": &h.MaxUserIDLength, "session_retries": &h.SessionRetries}[name]
 }
