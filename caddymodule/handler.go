@@ -14,7 +14,6 @@
 package caddymodule
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -153,23 +152,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ref.code != "" {
 		return h.refuse(w, r, plan, ref)
 	}
-	// The key is built on the stack; the hit path needs no string of it.
+	// The key is built on the stack: the hit path needs no string of it,
+	// nor a mint function.
 	var kb [cacheKeyBuf]byte
 	kbuf := cache.AppendUserKey(kb[:0], h.keyPrefix, user, privileges)
 	if plan.Disposition == kaltura.EndSession {
 		return h.endSession(w, plan, kbuf, user)
 	}
-
-	// The hit path needs no mint function: build it only on a miss.
+	src := ksSource{h: h, user: user, privileges: privileges}
 	entry, fresh := h.shared.cache.FreshBytes(kbuf)
 	outcome := cache.Hit
-	var key string
-	var mint func(context.Context) (cache.Entry, error)
 	if !fresh {
-		mint = h.minter(user, privileges)
-		key = string(kbuf)
 		var err error
-		if entry, outcome, err = h.shared.cache.Fetch(r.Context(), key, mint); err != nil {
+		if entry, outcome, err = src.fetch(r.Context(), kbuf); err != nil {
 			return h.sessionFailure(w, r, plan, err, outcome)
 		}
 	}
@@ -194,19 +189,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if !v.Evict() {
 			return in.release(redacted)
 		}
-		if key == "" {
-			key = string(kbuf) // for Evict and the retry's Fetch
-		}
-		if h.shared.cache.Evict(key, entry.KS) {
+		if h.shared.cache.Evict(src.key(kbuf), entry.KS) {
 			h.logEvicted(plan.Class, entry.KS)
 		}
 		if !v.NothingRan() || !replayable || attempt > 0 {
 			return in.release(redacted)
 		}
-		if mint == nil {
-			mint = h.minter(user, privileges)
-		}
-		renewed, renewal, err := h.shared.cache.Fetch(r.Context(), key, mint)
+		renewed, renewal, err := src.fetch(r.Context(), kbuf)
 		if err != nil {
 			// The KS Kaltura rejected was ours, and no other could be had:
 			// the client hears why from the handler, not Kaltura's error

@@ -13,6 +13,34 @@ import (
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
 )
 
+// ksSource is where one request's KS comes from: the user's entry in the
+// cache, under the key kbuf that ServeHTTP builds on its stack, and a mint
+// for it. The key's string and the mint function are made only when a
+// request needs them, never on the hit path. (kbuf is passed in rather than
+// kept here: a ksSource that held it would move it to the heap.)
+type ksSource struct {
+	h                *Handler
+	user, privileges string
+	keyString        string // kbuf as a string, once made
+	mint             func(context.Context) (cache.Entry, error)
+}
+
+// key returns the cache key kbuf as a string.
+func (s *ksSource) key(kbuf []byte) string {
+	if s.keyString == "" {
+		s.keyString = string(kbuf)
+	}
+	return s.keyString
+}
+
+// fetch gets the KS from the cache, which mints one if it has none fresh.
+func (s *ksSource) fetch(ctx context.Context, kbuf []byte) (cache.Entry, cache.Outcome, error) {
+	if s.mint == nil {
+		s.mint = s.h.minter(s.user, s.privileges)
+	}
+	return s.h.shared.cache.Fetch(ctx, s.key(kbuf), s.mint)
+}
+
 // minter returns the function that mints a KS for user with privileges,
 // which the cache calls on a miss or a renewal.
 func (h *Handler) minter(user, privileges string) func(context.Context) (cache.Entry, error) {
