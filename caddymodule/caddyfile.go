@@ -17,6 +17,7 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("kaltura_ks", httpcaddyfile.Before, "reverse_proxy")
 }
 
+// parseCaddyfile makes a handler from its kaltura_ks block.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
 	err := m.UnmarshalCaddyfile(h.Dispenser)

@@ -114,7 +114,7 @@ type Handler struct {
 	poolKey     string           // shared's key in sessionPool
 	keyPrefix   string           // starts every cache key: identity, session type and expiry, hashed
 	privDynamic bool             // Privileges holds placeholders
-	userKey     string           // user_id when it is exactly one placeholder
+	userKey     string           // the placeholder's key, when user_id is exactly one placeholder
 	userHeader  string           // the canonical header name when that placeholder is {http.request.header.*}
 	logger      *zap.Logger
 	debug       bool // logger takes debug entries
@@ -122,7 +122,8 @@ type Handler struct {
 	logLimiter  *logLimiter // one log line per Kaltura error code per minute
 }
 
-// CaddyModule returns the Caddy module information.
+// CaddyModule names the module, http.handlers.kaltura_ks, for Caddy's
+// registry, and how to make a new one.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "http.handlers.kaltura_ks",

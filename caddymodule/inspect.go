@@ -27,16 +27,18 @@ type inspector struct {
 	mode   uint8
 }
 
+// An inspector's mode: whether it holds or streams the response.
 const (
-	undecided uint8 = iota
-	holding         // buffering: the handler decides what reaches the client
-	streaming       // passing through
+	undecided uint8 = iota // no final status yet
+	holding                // buffering: the handler decides what reaches the client
+	streaming              // passing through
 )
 
 // Inspectors are reused: the hit path then allocates neither the struct,
 // nor the header snapshot, nor the buffer of a held response.
 var inspectors = sync.Pool{New: func() any { return &inspector{snap: make([]headerField, 0, 8)} }}
 
+// headerField is one header of the snapshot a retry starts from.
 type headerField struct {
 	name   string
 	values []string
@@ -95,6 +97,8 @@ func (in *inspector) restart() {
 	in.buf.Reset()
 }
 
+// WriteHeader decides, at the final status, whether the response is held
+// (kaltura.HoldResponse) or streamed; 1xx statuses pass straight on.
 func (in *inspector) WriteHeader(status int) {
 	if in.mode != undecided {
 		if in.mode == streaming {
@@ -116,20 +120,15 @@ func (in *inspector) WriteHeader(status int) {
 	in.stream()
 }
 
-// first is h.Get(name) for a name already in canonical form, without
-// canonicalizing it again.
-func first(h http.Header, name string) string {
-	if v := h[name]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
+// stream sends the status on and lets the rest of the response through.
 func (in *inspector) stream() {
 	in.mode = streaming
 	in.w.WriteHeader(in.status)
 }
 
+// Write holds p back while the response is held, unless p shows the body
+// needs no holding: all of an api_v3 body without an error in it, or more
+// than max_inspect_size of it. Then what was held and p go through.
 func (in *inspector) Write(p []byte) (int, error) {
 	if in.mode == undecided {
 		in.WriteHeader(http.StatusOK)
@@ -185,6 +184,15 @@ func (in *inspector) body() ([]byte, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+// first is h.Get(name) for a name already in canonical form, without
+// canonicalizing it again.
+func first(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // verdict says what the held response means for ks, the injected KS, and

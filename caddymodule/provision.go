@@ -124,6 +124,7 @@ func (h *Handler) resolve() {
 	resolve("widget_id", &h.WidgetID)
 }
 
+// unresolvable records why field could not be resolved.
 func (h *Handler) unresolvable(field string, err error) {
 	if h.unresolved == nil {
 		h.unresolved = map[string]error{}
@@ -159,11 +160,12 @@ func orDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Validate checks a provisioned handler's settings, field by field in the
-// order of the Handler struct, and returns the first problem, naming its
-// field. The Caddyfile parser runs the checks that need no placeholder
-// resolved (checkPartnerID, checkHashType, parseSessionType,
-// checkTokenSource) when the config is adapted.
+// Validate checks a provisioned handler's settings, field by field in a
+// fixed order (the credentials, the per-request settings, the timings and
+// limits), and returns the first problem, naming its field. The Caddyfile
+// parser runs the checks that need no placeholder resolved
+// (checkPartnerID, checkHashType, parseSessionType, checkTokenSource) when
+// the config is adapted.
 func (h *Handler) Validate() error {
 	if err := h.validateCredentials(); err != nil {
 		return err
@@ -345,10 +347,14 @@ func checkTokenSource(token, file bool) error {
 // resolved. (The token, app_token or app_token_file: checkTokenSource.)
 var requiredFields = [...]string{"partner_id", "app_token_id", "user_id"}
 
+// errEmptyAfterResolving is the error of a required field that is empty
+// once its placeholders are resolved.
 func errEmptyAfterResolving(field string) error {
 	return fmt.Errorf("%s: required (it was empty after resolving placeholders)", field)
 }
 
+// hasSpaceOrControl reports whether s has white space or control
+// characters, which no id or token has.
 func hasSpaceOrControl(s string) bool {
 	return strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsFunc(s, unicode.IsControl)
 }
