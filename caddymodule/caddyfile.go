@@ -1,17 +1,15 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-
-	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
 )
 
 func init() {
@@ -19,6 +17,7 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("kaltura_ks", httpcaddyfile.Before, "reverse_proxy")
 }
 
+// parseCaddyfile makes a handler from its kaltura_ks block.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
 	err := m.UnmarshalCaddyfile(h.Dispenser)
@@ -53,7 +52,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // Placeholders are kept as written: global ones ({env.*}, {file.*}) are
-// resolved at provision, user_id and privileges per request.
+// resolved at provision, user_id and privileges per request. Values
+// without a placeholder are checked here, by the checks Validate runs at
+// provision (see provision.go), so that `caddy adapt` already names a bad
+// field; the defaults are filled in at provision.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if d.NextArg() {
@@ -70,93 +72,126 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if !d.AllArgs(&val) {
 			return d.Errf("%s: expected exactly one value", name)
 		}
-		literal := !strings.Contains(val, "{")
-		switch name {
-		case "service_url":
-			h.ServiceURL = val
-		case "partner_id":
-			h.PartnerID = val
-			if literal && !partnerIDRe.MatchString(val) {
-				return d.Errf("partner_id: must be a positive integer, got %q", val)
-			}
-		case "app_token_id":
-			h.AppTokenID = val
-		case "app_token":
-			h.AppToken = val
-		case "app_token_file":
-			h.AppTokenFile = val
-		case "hash_type":
-			h.HashType = val
-			if literal {
-				if _, err := kaltura.TokenHash("", "", val); err != nil {
-					return d.Errf("hash_type: %v", err)
-				}
-			}
-		case "user_id":
-			h.UserID = val
-		case "privileges":
-			h.Privileges = val
-		case "session_type":
-			if v := strings.ToLower(val); v != "user" && v != "admin" {
-				return d.Errf("session_type: must be user or admin, got %q", val)
-			}
-			h.SessionType = strings.ToLower(val)
-		case "widget_id":
-			h.WidgetID = val
-		case "expiry", "refresh_before", "refresh_jitter", "session_timeout", "mint_timeout", "failure_backoff", "config_error_backoff":
-			var dur time.Duration
-			if name == "refresh_jitter" && val == "-1" {
-				h.RefreshJitter = -1
-				continue
-			}
-			dur, err := caddy.ParseDuration(val)
-			if err != nil {
-				return d.Errf("%s: invalid duration %q: %v", name, val, err)
-			}
-			if dur <= 0 {
-				return d.Errf("%s: must be positive, got %q", name, val)
-			}
-			*map[string]*caddy.Duration{
-				"expiry": &h.Expiry, "refresh_before": &h.RefreshBefore, "refresh_jitter": &h.RefreshJitter,
-				"session_timeout": &h.SessionTimeout, "mint_timeout": &h.MintTimeout,
-				"failure_backoff": &h.FailureBackoff, "config_error_backoff": &h.ConfigErrorBackoff,
-			}[name] = caddy.Duration(dur)
-		case "max_sessions", "max_user_id_length", "session_retries":
-			n, err := strconv.Atoi(val)
-			if name == "session_retries" && val == "-1" {
-				h.SessionRetries = -1
-				continue
-			}
-			if err != nil || n <= 0 {
-				return d.Errf("%s: must be a positive integer, got %q", name, val)
-			}
-			*map[string]*int{"max_sessions": &h.MaxSessions, "max_user_id_length": &h.MaxUserIDLength, "session_retries": &h.SessionRetries}[name] = n
-		case "max_body_size", "max_inspect_size":
-			n, err := humanize.ParseBytes(val)
-			if err != nil || n == 0 || n > 1<<40 {
-				return d.Errf("%s: invalid size %q", name, val)
-			}
-			if name == "max_body_size" {
-				h.MaxBodySize = int64(n)
-			} else {
-				h.MaxInspectSize = int(n)
-			}
-		default:
-			return d.Errf("unrecognized subdirective %q", name)
+		if err := h.setField(name, val); err != nil {
+			return d.WrapErr(err)
 		}
 	}
-	for _, req := range []string{"partner_id", "app_token_id", "user_id"} {
-		if !seen[req] {
-			return d.Errf("%s: required", req)
+	for _, field := range requiredFields {
+		if !seen[field] {
+			return d.Errf("%s: required", field)
 		}
 	}
-	if !seen["app_token"] && !seen["app_token_file"] {
-		return d.Err("app_token: required (or app_token_file)")
-	}
-	if seen["app_token"] && seen["app_token_file"] {
-		return d.Err("app_token and app_token_file: give only one")
+	if err := checkTokenSource(seen["app_token"], seen["app_token_file"]); err != nil {
+		return d.WrapErr(err)
 	}
 	return nil
+}
+
+// setField sets the field a subdirective names from its one value.
+func (h *Handler) setField(name, val string) error {
+	if dst := h.textField(name); dst != nil {
+		*dst = val
+		if check := literalChecks[name]; check != nil && !strings.Contains(val, "{") {
+			return check(val)
+		}
+		return nil
+	}
+	if dst := h.durationField(name); dst != nil {
+		return parseDuration(dst, name, val)
+	}
+	if dst := h.countField(name); dst != nil {
+		return parseCount(dst, name, val)
+	}
+	switch name {
+	case "session_type":
+		// No placeholders here: the value is checked as it is.
+		h.SessionType = strings.ToLower(val)
+		_, err := parseSessionType(val)
+		return err
+	case "max_body_size":
+		n, err := parseSize(name, val)
+		h.MaxBodySize = int64(n)
+		return err
+	case "max_inspect_size":
+		n, err := parseSize(name, val)
+		h.MaxInspectSize = int(n)
+		return err
+	}
+	return fmt.Errorf("unrecognized subdirective %q", name)
+}
+
+// literalChecks are the checks of Validate that a text subdirective's
+// value gets here when it holds no placeholder.
+var literalChecks = map[string]func(string) error{
+	"partner_id": checkPartnerID,
+	"hash_type":  checkHashType,
+}
+
+// textField is the field a text subdirective sets, nil for another name.
+func (h *Handler) textField(name string) *string {
+	return map[string]*string{
+		"service_url": &h.ServiceURL, "partner_id": &h.PartnerID, "app_token_id": &h.AppTokenID,
+		"app_token": &h.AppToken, "app_token_file": &h.AppTokenFile, "hash_type": &h.HashType,
+		"user_id": &h.UserID, "privileges": &h.Privileges, "widget_id": &h.WidgetID,
+	}[name]
+}
+
+// durationField is the field a duration subdirective sets, nil for
+// another name.
+func (h *Handler) durationField(name string) *caddy.Duration {
+	return map[string]*caddy.Duration{
+		"expiry": &h.Expiry, "refresh_before": &h.RefreshBefore, "refresh_jitter": &h.RefreshJitter,
+		"session_timeout": &h.SessionTimeout, "mint_timeout": &h.MintTimeout,
+		"failure_backoff": &h.FailureBackoff, "config_error_backoff": &h.ConfigErrorBackoff,
+	}[name]
+}
+
+// countField is the field a whole-number subdirective sets, nil for
+// another name.
+func (h *Handler) countField(name string) *int {
+	return map[string]*int{"max_sessions": &h.MaxSessions, "max_user_id_length": &h.MaxUserIDLength, "session_retries": &h.SessionRetries}[name]
+}
+
+// parseDuration parses a positive duration into *dst; refresh_jitter also
+// takes -1 (none).
+func parseDuration(dst *caddy.Duration, name, val string) error {
+	if name == "refresh_jitter" && val == "-1" {
+		*dst = -1
+		return nil
+	}
+	dur, err := caddy.ParseDuration(val)
+	if err != nil {
+		return fmt.Errorf("%s: invalid duration %q: %v", name, val, err)
+	}
+	if dur <= 0 {
+		return fmt.Errorf("%s: must be positive, got %q", name, val)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// parseCount parses a positive whole number into *dst; session_retries
+// also takes -1 (none).
+func parseCount(dst *int, name, val string) error {
+	if name == "session_retries" && val == "-1" {
+		*dst = -1
+		return nil
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("%s: must be a positive integer, got %q", name, val)
+	}
+	*dst = n
+	return nil
+}
+
+// parseSize parses a size such as 10MiB, at most 1 TiB.
+func parseSize(name, val string) (uint64, error) {
+	n, err := humanize.ParseBytes(val)
+	if err != nil || n == 0 || n > 1<<40 {
+		return 0, fmt.Errorf("%s: invalid size %q", name, val)
+	}
+	return n, nil
 }
 
 // Interface guard

@@ -1,11 +1,15 @@
 package caddymodule
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +74,18 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "FAIL: the appToken token appears in a response")
 			code = 1
 		}
+	}
+	// After every test, whatever each one's result: the sweep searches the
+	// logs that all of them left.
+	if why := sweepSkipped(); why != "" {
+		fmt.Fprintln(os.Stderr, "secrets sweep skipped:", why)
+	} else if problems := sweepLogsForSecrets(); len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(os.Stderr, "FAIL: secrets sweep:", p)
+		}
+		code = 1
+	} else if testing.Verbose() {
+		fmt.Printf("secrets sweep: none of %d injected KSes nor the token in the logs\n", len(injectedKS))
 	}
 	if code == 0 {
 		os.RemoveAll(tmpDir)
@@ -259,7 +275,7 @@ func forwarded(recs []kalturatest.Record) []kalturatest.Record {
 }
 
 // harvest remembers every user KS that took effect at the emulator:
-// TestLogsHoldNoSecrets searches the logs for them.
+// sweepLogsForSecrets searches the logs for them.
 func harvest(emu *kalturatest.Emulator) {
 	injectedMu.Lock()
 	defer injectedMu.Unlock()
@@ -275,4 +291,183 @@ func harvest(emu *kalturatest.Emulator) {
 func (e *env) reset() {
 	harvest(e.emu)
 	e.emu.Reset()
+}
+
+// ourLogLines returns the kaltura_ks logger's lines from Caddy's log.
+func ourLogLines(t *testing.T) []map[string]any {
+	t.Helper()
+	lines, err := readOurLogLines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+func readOurLogLines() ([]map[string]any, error) {
+	f, err := os.Open(caddyLog)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["logger"] == "http.handlers.kaltura_ks" {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// sweepSkipped says why the secrets sweep does not run, or "" if it does:
+// it searches the logs of the whole package, so not under -short, -list or
+// a -run that picks some tests only.
+func sweepSkipped() string {
+	if testing.Short() {
+		return "-short"
+	}
+	for _, name := range []string{"test.list", "test.run"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return "-" + strings.TrimPrefix(name, "test.") + " is set: the sweep needs the logs of the whole package"
+		}
+	}
+	return ""
+}
+
+// sweepLogsForSecrets searches what all the tests left behind: neither the
+// appToken token nor any KS the sidecar injected may be in the handler's
+// log lines, nor an injected KS in the access log at default settings or
+// in the log filtered as the README recommends. It returns what it found
+// wrong.
+func sweepLogsForSecrets() (problems []string) {
+	fail := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	injectedMu.Lock()
+	set := make(map[string]bool, 2*len(injectedKS))
+	for ks := range injectedKS {
+		set[ks] = true
+		set[strings.NewReplacer("+", "-", "/", "_").Replace(ks)] = true
+	}
+	injected := len(injectedKS)
+	injectedMu.Unlock()
+	if injected < 50 {
+		fail("only %d injected KSes recorded", injected)
+		return problems
+	}
+	// check searches one log and returns its number of lines; with ours,
+	// only the handler's lines are searched for a KS.
+	check := func(path string, ours bool) int {
+		n := 0
+		err := eachLine(path, func(line string) {
+			n++
+			if strings.Contains(line, testToken) {
+				fail("%s: the appToken token is logged: %.200s", path, line)
+			}
+			if ours && !strings.Contains(line, `"logger":"http.handlers.kaltura_ks"`) {
+				return
+			}
+			if holdsKS(line, set) {
+				fail("%s: an injected KS is logged whole: %.200s", path, line)
+			}
+		})
+		if err != nil {
+			fail("%v", err)
+		}
+		return n
+	}
+	if n := check(caddyLog, true); n == 0 {
+		fail("empty Caddy log")
+		return problems
+	}
+	if n := check(accessLog, false); n == 0 {
+		fail("empty access log")
+		return problems
+	}
+	// Caddy's DEBUG log of reverse_proxy shows the upstream request, KS
+	// included (the README says so); the recommended filter removes it.
+	proxied := 0
+	eachLine(caddyLog, func(line string) {
+		if strings.Contains(line, `"logger":"http.handlers.reverse_proxy"`) && holdsKS(line, set) {
+			proxied++
+		}
+	})
+	if proxied == 0 {
+		fail("no reverse_proxy DEBUG line shows an injected KS: the README's warning is wrong")
+	}
+	if n := check(filteredLog, false); n == 0 {
+		fail("empty filtered log")
+		return problems
+	}
+
+	// And the handler's own lines do carry fingerprints, so the search
+	// above is meaningful.
+	lines, err := readOurLogLines()
+	if err != nil {
+		fail("%v", err)
+		return problems
+	}
+	fp, injections := 0, 0
+	for _, l := range lines {
+		if _, ok := l["ks_fp"]; ok {
+			fp++
+		}
+		if l["msg"] == "KS injected" {
+			injections++
+		}
+	}
+	if fp == 0 {
+		fail("no kaltura_ks log line with a ks_fp field")
+		return problems
+	}
+	if injections == 0 {
+		fail(`no "KS injected" debug line: at level DEBUG the hit path logs each injection`)
+	}
+	return problems
+}
+
+// eachLine calls f with each line of the file at path (lines up to 4 MiB).
+func eachLine(path string, f func(line string)) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	sc := bufio.NewScanner(file)
+	sc.Buffer(nil, 4<<20)
+	for sc.Scan() {
+		f(sc.Text())
+	}
+	return nil
+}
+
+// holdsKS reports whether line contains one of the KSes in set, raw,
+// URL-safe or percent-encoded: it splits the line into base64-ish tokens and
+// looks each up, so the search is linear in the log's size.
+func holdsKS(line string, set map[string]bool) bool {
+	for _, tok := range strings.FieldsFunc(line, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+/=-_%", r))
+	}) {
+		if len(tok) < 20 {
+			continue
+		}
+		if _, rest, ok := strings.Cut(tok, "ks="); ok {
+			tok = rest // a query parameter
+		}
+		if set[tok] {
+			return true
+		}
+		if strings.Contains(tok, "%") {
+			if u, err := url.QueryUnescape(tok); err == nil && set[u] {
+				return true
+			}
+		}
+		// A KS followed by other base64-ish text (e.g. "/ks/<KS>/a.m3u8").
+		for _, part := range strings.FieldsFunc(tok, func(r rune) bool { return r == '/' || r == '%' }) {
+			if len(part) >= 20 && set[part] {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
@@ -14,9 +13,9 @@ import (
 
 // inspector sits between the handler chain and the client for requests that
 // carry an injected KS. It holds back a response that may say the KS died
-// (an api_v3 body of at most limit bytes, or an extwidget KS error header) so
-// the handler can evict the KS, retry, or redact the KS from the error;
-// anything else streams through untouched.
+// (which ones: kaltura.HoldResponse) so that the handler can evict the KS,
+// retry, or redact the KS from the error; anything else streams through
+// untouched.
 type inspector struct {
 	w      http.ResponseWriter
 	class  kaltura.Class
@@ -28,16 +27,18 @@ type inspector struct {
 	mode   uint8
 }
 
+// An inspector's mode: whether it holds or streams the response.
 const (
-	undecided uint8 = iota
-	holding         // buffering: the handler decides what reaches the client
-	streaming       // passing through
+	undecided uint8 = iota // no final status yet
+	holding                // buffering: the handler decides what reaches the client
+	streaming              // passing through
 )
 
 // Inspectors are reused: the hit path then allocates neither the struct,
 // nor the header snapshot, nor the buffer of a held response.
 var inspectors = sync.Pool{New: func() any { return &inspector{snap: make([]headerField, 0, 8)} }}
 
+// headerField is one header of the snapshot a retry starts from.
 type headerField struct {
 	name   string
 	values []string
@@ -63,7 +64,7 @@ func newInspector(w http.ResponseWriter, class kaltura.Class, limit int, retry b
 }
 
 // free returns the inspector for reuse, once the handler chain is done with
-// it. After a protocol switch the connection belongs to the proxy's own
+// it. After a protocol switch the connection belongs to reverse_proxy's own
 // goroutines, so that inspector is not reused.
 func (in *inspector) free() {
 	if in.status == http.StatusSwitchingProtocols {
@@ -96,6 +97,8 @@ func (in *inspector) restart() {
 	in.buf.Reset()
 }
 
+// WriteHeader decides, at the final status, whether the response is held
+// (kaltura.HoldResponse) or streamed; 1xx statuses pass straight on.
 func (in *inspector) WriteHeader(status int) {
 	if in.mode != undecided {
 		if in.mode == streaming {
@@ -109,68 +112,23 @@ func (in *inspector) WriteHeader(status int) {
 		return
 	}
 	in.status = status
-	if in.shouldHold(status) {
+	var hold bool
+	if hold, in.clen = kaltura.HoldResponse(in.class, status, in.w.Header(), in.limit); hold {
 		in.mode = holding
 		return
 	}
 	in.stream()
 }
 
-func (in *inspector) shouldHold(status int) bool {
-	h := in.w.Header()
-	if in.class != kaltura.API {
-		return kaltura.ManifestKSError(first(h, "X-Kaltura"))
-	}
-	if status != http.StatusOK {
-		return false
-	}
-	ce := first(h, "Content-Encoding")
-	if ce != "" && ce != "gzip" && ce != "identity" {
-		return false
-	}
-	in.clen = -1
-	if cl := first(h, "Content-Length"); cl != "" {
-		n, err := strconv.Atoi(cl)
-		if err != nil || n > in.limit {
-			return false
-		}
-		if ce != "gzip" {
-			in.clen = n
-		}
-	}
-	return inspectable(first(h, "Content-Type"))
-}
-
-// first is h.Get(name) for a name already in canonical form, without
-// canonicalizing it again.
-func first(h http.Header, name string) string {
-	if v := h[name]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// inspectable reports whether a Content-Type is one a Kaltura error comes
-// in: JSON, XML or JavaScript (JSONP). It parses the media type as
-// mime.ParseMediaType does for these, without allocating.
-func inspectable(ct string) bool {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	mt := strings.TrimSpace(ct)
-	for _, t := range [...]string{"application/json", "text/xml", "application/xml", "text/javascript", "application/javascript"} {
-		if strings.EqualFold(mt, t) {
-			return true
-		}
-	}
-	return len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json") && strings.IndexByte(mt, '/') > 0
-}
-
+// stream sends the status on and lets the rest of the response through.
 func (in *inspector) stream() {
 	in.mode = streaming
 	in.w.WriteHeader(in.status)
 }
 
+// Write holds p back while the response is held, unless p shows the body
+// needs no holding: all of an api_v3 body without an error in it, or more
+// than max_inspect_size of it. Then what was held and p go through.
 func (in *inspector) Write(p []byte) (int, error) {
 	if in.mode == undecided {
 		in.WriteHeader(http.StatusOK)
@@ -226,6 +184,26 @@ func (in *inspector) body() ([]byte, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+// first is h.Get(name) for a name already in canonical form, without
+// canonicalizing it again.
+func first(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// verdict says what the held response means for ks, the injected KS, and
+// returns the body with ks redacted (kaltura.JudgeHeldResponse). Only an
+// api_v3 body is read for it.
+func (in *inspector) verdict(ks string) (kaltura.Verdict, []byte) {
+	var body []byte
+	if in.class == kaltura.API {
+		body, _ = in.body()
+	}
+	return kaltura.JudgeHeldResponse(in.class, body, ks)
 }
 
 // release writes the held response to the client; a non-nil replacement

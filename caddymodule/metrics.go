@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
 )
 
@@ -32,7 +34,7 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 		theMetrics = &metrics{
 			requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: ns, Subsystem: sub, Name: "requests_total",
-				Help: "Requests seen by kaltura_ks, by class (api, playManifest, asset, passthrough) and result (hit, miss, shared, forwarded, ended, refused, failed, canceled).",
+				Help: requestsHelp(),
 			}, []string{"class", "result"}),
 			sessionCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: ns, Subsystem: sub, Name: "session_calls_total",
@@ -58,55 +60,109 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 	return theMetrics
 }
 
-// results are the values of the requests counter's result label.
-var results = [...]string{"hit", "miss", "shared", "stale", "remembered_failure",
-	"forwarded", "refused", "ended", "evicted", "retried", "canceled", "failed"}
+// result is a value of the requests counter's result label: what became
+// of a request. A request counts once for how it got its KS (or why it got
+// none), and once more for each of evicted and retried that happened to it.
+type result uint8
 
-func resultIndex(result string) int {
-	for i, r := range results {
-		if r == result {
-			return i
-		}
+const (
+	resultHit               result = iota // its KS came from the cache (cache.Hit)
+	resultMiss                            // its KS was minted for it (cache.Minted)
+	resultShared                          // it waited for a mint another request started (cache.Shared)
+	resultStale                           // its KS came from the cache while a renewal runs or after one failed (cache.Stale)
+	resultRememberedFailure               // no mint was tried: a recent failure is remembered (cache.Refused)
+	resultForwarded                       // it needs no KS and went on untouched
+	resultRefused                         // the handler refused it: unreadable, too large, no or invalid user, invalid privileges
+	resultEnded                           // a session.end, answered by the handler
+	resultEvicted                         // Kaltura rejected its KS, which was forgotten
+	resultRetried                         // it was sent again with a new KS
+	resultCanceled                        // the client went away while its KS was being obtained
+	resultFailed                          // no KS could be obtained for it
+	numResults
+)
+
+// resultNames are the label values, by result; those that say how the
+// cache answered are the cache's own names for its outcomes.
+var resultNames = [numResults]string{
+	resultHit:               cache.Hit.String(),
+	resultMiss:              cache.Minted.String(),
+	resultShared:            cache.Shared.String(),
+	resultStale:             cache.Stale.String(),
+	resultRememberedFailure: cache.Refused.String(),
+	resultForwarded:         "forwarded",
+	resultRefused:           "refused",
+	resultEnded:             "ended",
+	resultEvicted:           "evicted",
+	resultRetried:           "retried",
+	resultCanceled:          "canceled",
+	resultFailed:            "failed",
+}
+
+// outcomeResult is the result that counts how the cache answered.
+func outcomeResult(o cache.Outcome) result {
+	switch o {
+	case cache.Hit:
+		return resultHit
+	case cache.Minted:
+		return resultMiss
+	case cache.Shared:
+		return resultShared
+	case cache.Stale:
+		return resultStale
 	}
-	return -1
+	return resultRememberedFailure
+}
+
+// classes are the values of the requests counter's class label.
+var classes = [...]kaltura.Class{kaltura.API, kaltura.PlayManifest, kaltura.Asset, kaltura.PassThrough}
+
+// requestsHelp is the requests counter's help text: it lists every class
+// and result, from the lists the labels take their values from.
+func requestsHelp() string {
+	names := make([]string, len(classes))
+	for i, c := range classes {
+		names[i] = c.String()
+	}
+	return "Requests seen by kaltura_ks, by class (" + strings.Join(names, ", ") +
+		") and result (" + strings.Join(resultNames[:], ", ") + ")."
 }
 
 // counters holds the requests counter per class and result, created on
 // first use: the hit path neither hashes labels nor allocates.
-var counters [4][len(results)]atomic.Pointer[prometheus.Counter]
+var counters [len(classes)][numResults]atomic.Pointer[prometheus.Counter]
 
-func (m *metrics) request(class kaltura.Class, result string) {
-	i := resultIndex(result)
-	if int(class) >= len(counters) || i < 0 {
-		m.requests.WithLabelValues(class.String(), result).Inc()
+func (m *metrics) request(class kaltura.Class, r result) {
+	if int(class) >= len(counters) {
+		m.requests.WithLabelValues(class.String(), resultNames[r]).Inc()
 		return
 	}
-	slot := &counters[class][i]
+	slot := &counters[class][r]
 	if c := slot.Load(); c != nil {
 		(*c).Inc()
 		return
 	}
-	c := m.requests.WithLabelValues(class.String(), result)
+	c := m.requests.WithLabelValues(class.String(), resultNames[r])
 	slot.Store(&c)
 	c.Inc()
 }
 
-// knownCodes bounds the result label's values.
+// knownCodes bounds the session calls counter's result label.
 var knownCodes = map[string]bool{
 	"INVALID_APP_TOKEN_HASH": true, "APP_TOKEN_ID_NOT_FOUND": true, "APP_TOKEN_NOT_ACTIVE": true,
 	"APP_TOKEN_EXPIRED": true, "INVALID_WIDGET_ID": true, "INVALID_KS": true, "NETWORK": true,
 	"TIMEOUT": true, "BAD_RESPONSE": true, "USER_MISMATCH": true, "TYPE_MISMATCH": true, "PRIVILEGES_DROPPED": true,
 }
 
+// observeSessionCall counts one call to Kaltura's session API and its duration.
 func (m *metrics) observeSessionCall(action string, d time.Duration, err error) {
-	result := "ok"
+	label := "ok"
 	if err != nil {
-		result = "error"
+		label = "error"
 		var se *kaltura.SessionError
 		if errors.As(err, &se) && knownCodes[se.Code] {
-			result = se.Code
+			label = se.Code
 		}
 	}
-	m.sessionCalls.WithLabelValues(action, result).Inc()
+	m.sessionCalls.WithLabelValues(action, label).Inc()
 	m.sessionDur.WithLabelValues(action).Observe(d.Seconds())
 }

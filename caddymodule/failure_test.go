@@ -1,36 +1,14 @@
 package caddymodule
 
 import (
-	"bufio"
 	"encoding/json"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
 )
-
-// ourLogLines returns the kaltura_ks logger's lines from Caddy's log.
-func ourLogLines(t *testing.T) []map[string]any {
-	t.Helper()
-	f, err := os.Open(caddyLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["logger"] == "http.handlers.kaltura_ks" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 func assertAPIError(t *testing.T, r response, format, code string, n int) {
 	t.Helper()
@@ -220,28 +198,4 @@ func TestKalturaUnreachable(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 	e2.emu.SetSessionFault(nil)
-}
-
-func TestPrivilegesPerRequest(t *testing.T) {
-	e := newEnv(t, nil, "privileges sview:{http.request.uri.query.entryId}")
-	e.reset()
-	r := e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId=1_abc", "", "", "alice")
-	recs := forwarded(e.emu.Records())
-	if r.users() != "alice" || len(recs) != 1 {
-		t.Fatal(r.users(), r.body)
-	}
-	s, _ := e.emu.Lookup(recs[0].KS)
-	if !strings.Contains(s.Privileges, "sview:1_abc") {
-		t.Fatalf("privileges %q", s.Privileges)
-	}
-	// Another entry gets another KS.
-	e.reset()
-	e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId=1_def", "", "", "alice")
-	recs2 := forwarded(e.emu.Records())
-	if len(recs2) != 1 || recs2[0].KS == recs[0].KS {
-		t.Fatal("same KS for another entry")
-	}
-	// A value that would add a privilege is refused.
-	r = e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId=1_x,edit:*", "", "", "alice")
-	assertAPIError(t, r, "json", "KS_PROXY_INVALID_PRIVILEGES", 0)
 }

@@ -3,13 +3,11 @@ package caddymodule
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 func adapt(cfg string) ([]byte, error) {
@@ -115,53 +113,5 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	noOrder := strings.Replace(string(b), "order kaltura_ks before reverse_proxy", "", 1)
 	if _, err := adapt(noOrder); err != nil {
 		t.Fatalf("without order: %v", err)
-	}
-}
-
-func TestProvisionErrorsNameTheField(t *testing.T) {
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600)
-	os.Setenv("TEST_BAD_HASH", "CRC32")
-	for _, tc := range []struct{ name, block, want string }{
-		{"partner_id from an unset env var", strings.Replace(minimalBlock, "123", "{env.TEST_UNSET_PARTNER}", 1), "partner_id: required"},
-		{"app_token from an unset env var", strings.Replace(minimalBlock, "{env.TEST_KALTURA_APP_TOKEN}", "{env.TEST_UNSET_TOKEN}", 1), "app_token: required"},
-		{"app_token_file missing", strings.Replace(minimalBlock, "app_token    {env.TEST_KALTURA_APP_TOKEN}", "app_token_file /nonexistent/token", 1), "app_token_file: open /nonexistent/token"},
-		{"service_url", minimalBlock + "\tservice_url ftp://kaltura\n", "service_url: must be an http or https URL"},
-		{"hash_type from env", minimalBlock + "\thash_type {env.TEST_BAD_HASH}\n", "hash_type: unsupported hash type"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			caddytest.AssertLoadError(t, globalOptions()+"http://localhost:9080 {\n\tkaltura_ks {"+tc.block+"\n\t}\n}\n", "caddyfile", tc.want)
-		})
-	}
-	// The token file works, and a token never appears in an error.
-	os.Setenv("TEST_SPACE_TOKEN", "abc def-secret-part")
-	caddytest.AssertLoadError(t, globalOptions()+"http://localhost:9080 {\n\tkaltura_ks {"+
-		strings.Replace(minimalBlock, "{env.TEST_KALTURA_APP_TOKEN}", "{env.TEST_SPACE_TOKEN}", 1)+"\n\t}\n}\n", "caddyfile", "app_token: must not contain white space")
-	tc := newTester(t)
-	tc.InitServer(globalOptions()+"http://localhost:9080 {\n\tkaltura_ks {"+
-		strings.Replace(minimalBlock, "app_token    {env.TEST_KALTURA_APP_TOKEN}", "app_token_file "+tokenFile, 1)+"\n\t}\n\trespond ok\n}\n", "caddyfile")
-}
-
-func TestJSONConfig(t *testing.T) {
-	emu, srv := newEmulator(t, nil)
-	tc := newTester(t)
-	tc.InitServer(`{
-  "admin": {"listen": "localhost:2999"},
-  "apps": {
-    "http": {
-      "http_port": 9080, "https_port": 9443, "grace_period": 1,
-      "servers": {"srv0": {"listen": ["127.0.0.1:9080"], "routes": [{"handle": [
-        {"handler": "kaltura_ks", "service_url": "`+srv.URL+`", "partner_id": "123", "app_token_id": "`+testTokenID+`",
-         "app_token": "{env.TEST_KALTURA_APP_TOKEN}", "hash_type": "SHA256", "user_id": "{http.request.header.X-User-Id}",
-         "expiry": "2h", "max_sessions": 10},
-        {"handler": "reverse_proxy", "upstreams": [{"dial": "`+strings.TrimPrefix(srv.URL, "http://")+`"}]}
-      ]}]}}
-    },
-    "pki": {"certificate_authorities": {"local": {"install_trust": false}}}
-  }
-}`, "json")
-	e := &env{t: t, emu: emu, srv: srv, tc: tc}
-	if r := e.send("GET", "/api_v3/index.php?service=media&action=list&format=1", "", "", "alice"); r.users() != "alice" {
-		t.Fatalf("KS users %q: %s", r.users(), r.body)
 	}
 }

@@ -1,14 +1,35 @@
 package caddymodule
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
 )
+
+func TestPrivilegesPerRequest(t *testing.T) {
+	e := newEnv(t, nil, "privileges sview:{http.request.uri.query.entryId}")
+	e.reset()
+	r := e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId=1_abc", "", "", "alice")
+	recs := forwarded(e.emu.Records())
+	if r.users() != "alice" || len(recs) != 1 {
+		t.Fatal(r.users(), r.body)
+	}
+	s, _ := e.emu.Lookup(recs[0].KS)
+	if !strings.Contains(s.Privileges, "sview:1_abc") {
+		t.Fatalf("privileges %q", s.Privileges)
+	}
+	// Another entry gets another KS.
+	e.reset()
+	e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId=1_def", "", "", "alice")
+	recs2 := forwarded(e.emu.Records())
+	if len(recs2) != 1 || recs2[0].KS == recs[0].KS {
+		t.Fatal("same KS for another entry")
+	}
+	// A value that would add a privilege is refused.
+	r = e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId=1_x,edit:*", "", "", "alice")
+	assertAPIError(t, r, "json", "KS_PROXY_INVALID_PRIVILEGES", 0)
+}
 
 // TestForwardAuthDecidesTheUser: with forward_auth copying X-User-Id from
 // an auth service, a client-sent X-User-Id never decides whose KS a request gets.
@@ -52,59 +73,6 @@ func TestForwardAuthDecidesTheUser(t *testing.T) {
 	}
 }
 
-func TestReloadKeepsCache(t *testing.T) {
-	e := newEnv(t, func(c *kalturatest.Config) {
-		c.AppTokens = append(c.AppTokens, kalturatest.AppToken{ID: "0_second", Token: "aaaabbbbccccddddeeeeffff00001111", HashType: "SHA256", SessionPrivileges: "sview:*"})
-	}, "")
-	ks := func() string {
-		t.Helper()
-		e.reset()
-		r := e.send("GET", "/api_v3/index.php?service=media&action=list&format=1", "", "", "alice")
-		recs := forwarded(e.emu.Records())
-		if r.users() != "alice" || len(recs) != 1 {
-			t.Fatalf("KS users %q", r.users())
-		}
-		return recs[0].KS
-	}
-	ks1 := ks()
-	// A reload that changes a setting other than credentials keeps the cache.
-	e.load("max_user_id_length 300\n\t\tsession_timeout 20s")
-	if got := ks(); got != ks1 || e.emu.Calls("apptoken", "startsession") != 0 {
-		t.Fatal("re-minted after a reload that kept the credentials")
-	}
-	// New credentials never reuse a KS minted under the old ones.
-	e.loadSite(strings.NewReplacer(testTokenID, "0_second", "{env.TEST_KALTURA_APP_TOKEN}", "aaaabbbbccccddddeeeeffff00001111").
-		Replace(e.handlerBlock("")) + "\n\treverse_proxy " + e.srv.URL)
-	ks2 := ks()
-	if ks2 == ks1 || e.emu.Calls("apptoken", "startsession") != 1 {
-		t.Fatal("a KS minted under the old app token was reused")
-	}
-	if s, _ := e.emu.Lookup(ks2); s.AppTokenID != "0_second" {
-		t.Fatalf("KS from app token %q", s.AppTokenID)
-	}
-
-	// Metrics are served on the admin endpoint after reloads.
-	resp, err := e.tc.Client.Get("http://localhost:2999/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		`caddy_kaltura_ks_requests_total{class="api",result="hit"}`,
-		`caddy_kaltura_ks_requests_total{class="api",result="miss"}`,
-		`caddy_kaltura_ks_session_calls_total{action="startSession",result="ok"}`,
-		`caddy_kaltura_ks_session_call_duration_seconds_count{action="startWidgetSession"}`,
-	} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
-	if strings.Contains(string(b), ks1) || strings.Contains(string(b), testToken) {
-		t.Error("a KS or the token is in the metrics")
-	}
-}
-
 // TestUserHeaderReadAsCaddyDoes: a user_id of one {http.request.header.*}
 // placeholder is read straight from the header; it must give what Caddy's
 // replacer gives (values joined with ",", any spelling of the name), as the
@@ -123,6 +91,37 @@ func TestUserHeaderReadAsCaddyDoes(t *testing.T) {
 		req.Header.Add("x-user-id", "bob")
 		if r := e.do(req); r.users() != tc.want {
 			t.Fatalf("user_id %s: KS users %q, want %q (%.200s)", tc.userID, r.users(), tc.want, r.body)
+		}
+	}
+}
+
+// TestUserPlaceholder: a user_id that is one placeholder is looked up
+// directly; one {http.request.header.*} is read from the header itself.
+func TestUserPlaceholder(t *testing.T) {
+	for _, tc := range []struct{ userID, key, header string }{
+		{"{http.request.header.x-user-id}", "http.request.header.x-user-id", "X-User-Id"},
+		{" {http.auth.user.id} ", "http.auth.user.id", ""},
+		{"{http.request.header.bad name}", "http.request.header.bad name", ""},
+		{"{http.request.header.X-User-Id}@site", "", ""},
+		{"{a}{b}", "", ""},
+		{"alice", "", ""},
+	} {
+		if key, header := userPlaceholder(tc.userID); key != tc.key || header != tc.header {
+			t.Errorf("userPlaceholder(%q) = %q, %q; want %q, %q", tc.userID, key, header, tc.key, tc.header)
+		}
+	}
+}
+
+func TestCheckUserID(t *testing.T) {
+	h := &Handler{MaxUserIDLength: 8}
+	for user, want := range map[string]string{
+		"alice":     "",
+		"alice@b.c": "user id is longer than 8 bytes",
+		"a\xffb":    "user id is not valid UTF-8",
+		"a\x01b":    "user id contains control characters",
+	} {
+		if got := h.checkUserID(user); got != want {
+			t.Errorf("checkUserID(%q) = %q, want %q", user, got, want)
 		}
 	}
 }

@@ -1,0 +1,42 @@
+package caddymodule
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
+)
+
+// TestRequestsHelpListsEveryLabelValue: the requests counter's help text
+// names every class and result it counts.
+func TestRequestsHelpListsEveryLabelValue(t *testing.T) {
+	help := requestsHelp()
+	for _, c := range classes {
+		if !strings.Contains(help, c.String()) {
+			t.Errorf("help lacks class %s: %s", c, help)
+		}
+	}
+	for r, name := range resultNames {
+		if name == "" || !strings.Contains(help, name) {
+			t.Errorf("help lacks result %d (%q): %s", r, name, help)
+		}
+	}
+}
+
+// TestOutcomeResultsAreTheCachesNames: a result that says how the cache
+// answered has the name the cache gives that outcome (the
+// {http.kaltura_ks.cache} placeholder's value).
+func TestOutcomeResultsAreTheCachesNames(t *testing.T) {
+	for _, o := range []cache.Outcome{cache.Hit, cache.Minted, cache.Shared, cache.Stale, cache.Refused} {
+		if got := resultNames[outcomeResult(o)]; got != o.String() {
+			t.Errorf("outcome %s counted as %q", o, got)
+		}
+	}
+	seen := map[string]bool{}
+	for _, name := range resultNames {
+		if seen[name] {
+			t.Errorf("result %q twice", name)
+		}
+		seen[name] = true
+	}
+}

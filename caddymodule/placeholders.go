@@ -1,0 +1,28 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
+)
+
+// The handler's placeholders, for the handlers and logs after it.
+const (
+	cachePlaceholder       = "http.kaltura_ks.cache"          // how the cache answered: hit, miss, shared, stale
+	fingerprintPlaceholder = "http.kaltura_ks.ks_fingerprint" // kaltura.Fingerprint of the KS Kaltura got
+)
+
+// placeholders answers the handler's placeholders for one request: one
+// allocation, the function with what it captured.
+func placeholders(outcome cache.Outcome, ks string) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		switch key {
+		case cachePlaceholder:
+			return outcome.String(), true
+		case fingerprintPlaceholder:
+			return kaltura.Fingerprint(ks), true
+		}
+		return nil, false
+	}
+}
