@@ -66,7 +66,7 @@ type Handler struct {
 	// Widget used for the widget session. Default _<partner_id>.
 	WidgetID string `json:"widget_id,omitempty"`
 	// A cached KS is renewed in the background from this long before it
-	// expires (or from 3/4 of its lifetime, if sooner), while requests keep
+	// expires (or from 3/4 of its lifetime, if later), while requests keep
 	// using it. If renewal fails it is used until 30s before it expires
 	// (1/20 of its lifetime, if shorter), never after. Default 5m.
 	RefreshBefore caddy.Duration `json:"refresh_before,omitempty"`
