@@ -3,12 +3,11 @@ package kaltura
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"math/bits"
-	"strconv"
+	"slices"
+	"sync"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // member is one "key": value pair of a JSON object, located by byte offsets
@@ -142,100 +141,6 @@ func skipValue(data []byte, i int) int {
 	}
 }
 
-// memberName is decodeJSONString for an object member's name or a short
-// value: the names, services and actions that Kaltura requests usually
-// carry come from a table, without allocating.
-func memberName(lit []byte) string {
-	if len(lit) >= 2 {
-		if s, ok := commonNames[string(lit[1:len(lit)-1])]; ok {
-			return s
-		}
-	}
-	return decodeJSONString(lit)
-}
-
-var commonNames = func() map[string]string {
-	m := map[string]string{}
-	for _, s := range []string{"service", "action", "ks", "format", "callback", "clientTag", "apiVersion", "partnerId",
-		"filter", "pager", "responseProfile", "objectType", "id", "entryId", "widgetId", "type", "fields",
-		"contextDataParams", "flavorTags", "objectIdEqual", "metadataObjectTypeEqual", "redirectFromEntryId",
-		"referenceId", "name", "pageSize", "pageIndex", "orderBy", "ignoreNull", "result", "code", "message", "args",
-		"objects", "totalCount", "error", "expiry", "userId", "privileges",
-		// services and actions
-		"session", "startWidgetSession", "baseEntry", "baseentry", "media", "list", "get", "getPlaybackContext",
-		"metadata_metadata", "cuePoint_cuePoint", "cuepoint_cuepoint", "flavorAsset", "flavorasset", "getUrl",
-		"playlist", "execute", "uiConf", "uiconf", "category", "user", "appToken", "apptoken", "startSession",
-		"thumbAsset", "caption_captionAsset", "caption_captionasset", "uploadToken", "uploadtoken", "upload",
-		"add", "update", "delete", "count", "search", "liveStream", "livestream", "schedule_scheduleEvent"} {
-		m[s] = s
-	}
-	for i := 0; i <= 100; i++ {
-		s := strconv.Itoa(i)
-		m[s] = s
-	}
-	return m
-}()
-
-func decodeJSONString(lit []byte) string {
-	for _, c := range lit {
-		if c == '\\' {
-			var s string
-			if json.Unmarshal(lit, &s) == nil {
-				return s
-			}
-			break
-		}
-	}
-	if len(lit) >= 2 {
-		return string(lit[1 : len(lit)-1])
-	}
-	return ""
-}
-
-// borrowedScalar returns a JSON string or number value as text ("" for
-// anything else), its strings borrowedName's, under borrowedName's conditions.
-func borrowedScalar(data []byte, m member) string {
-	v := data[m.valStart:m.valEnd]
-	if m.isString {
-		return borrowedName(v)
-	}
-	if !numberStart(v) {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(v), len(v))
-}
-
-// numberStart reports whether a JSON value is a number.
-func numberStart(v []byte) bool {
-	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
-}
-
-// borrowedName is memberName for a string literal of a valid JSON document
-// that is never written to and outlives the name (a request body Prepare
-// read): a literal without escapes is the document's own bytes, neither
-// copied nor looked up.
-func borrowedName(lit []byte) string {
-	if len(lit) >= 2 {
-		in := lit[1 : len(lit)-1]
-		if bytes.IndexByte(in, '\\') < 0 {
-			return unsafe.String(unsafe.SliceData(in), len(in))
-		}
-	}
-	return decodeJSONString(lit)
-}
-
-// quoteJSON returns s as a JSON string literal.
-func quoteJSON(s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if jsonEscaped[s[i]] {
-			b, _ := json.Marshal(s)
-			return b
-		}
-	}
-	b := make([]byte, 0, len(s)+2)
-	return append(append(append(b, '"'), s...), '"')
-}
-
 // strSpecial marks the bytes that end, escape or invalidate a JSON string,
 // and those that start a multi-byte UTF-8 sequence, checked where they are.
 var strSpecial = func() (t [256]bool) {
@@ -255,27 +160,6 @@ func strSpecialMask(w uint64) uint64 {
 	q := w ^ (ones * '"')
 	bs := w ^ (ones * '\\')
 	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w | w) & highs
-}
-
-// jsonEscaped marks the bytes json.Marshal escapes in a string.
-var jsonEscaped = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		t[c] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&'
-	}
-	return t
-}()
-
-// subIndex parses a multirequest index ("0", "1", "-1"). PHP turns decimal
-// integer strings without leading zeros into integer keys.
-func subIndex(s string) (int, bool) {
-	if s == "" || len(s) > 9 || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
-		return 0, false // not a number: no strconv error to allocate
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || strconv.Itoa(n) != s {
-		return 0, false
-	}
-	return n, true
 }
 
 // validJSON reports whether b is one valid JSON value in valid UTF-8 (what
@@ -512,4 +396,163 @@ func (v *jsonValidator) num(i int) int {
 		}
 	}
 	return i
+}
+
+// scanJSONParams finds the top-level members and, for sub-request objects
+// ("N": {…}), their members. It refuses what it cannot be sure Kaltura reads
+// the same way: invalid JSON or UTF-8, deep nesting, duplicate keys.
+func scanJSONParams(b []byte) ([]member, []subMembers, error) {
+	return scanJSONParamsInto(b, make([]member, 0, 16), make([]member, 0, 32), nil)
+}
+
+// subMembers are the members of sub-request n's object.
+type subMembers struct {
+	n  int
+	ms []member
+}
+
+// scanJSONParamsInto is scanJSONParams with top and sub (empty) as the
+// backing arrays of the top-level members and of the sub-requests'
+// members, appending sub-requests to subs (empty). Validation and the scan
+// are one pass.
+func scanJSONParamsInto(b []byte, top, sub []member, subs []subMembers) ([]member, []subMembers, error) {
+	v := jsonValidator{b: b, max: MaxJSONDepth, top: top, sub: sub, subs: subs}
+	ok, deep := v.run(recTop)
+	if deep {
+		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
+	}
+	if !ok {
+		if !utf8.Valid(b) {
+			return nil, nil, badRequest("request body is not valid UTF-8")
+		}
+		return nil, nil, badRequest("request body is not valid JSON")
+	}
+	if b[skipWS(b, 0)] != '{' {
+		return nil, nil, badRequest("request body must be a JSON object")
+	}
+	if k := duplicateKey(v.top); k != "" {
+		return nil, nil, badRequest("duplicate key %q in the JSON body", k)
+	}
+	for i, s := range v.subs {
+		if k := duplicateKey(s.ms); k != "" {
+			return nil, nil, badRequest("duplicate key %q in sub-request %d", k, s.n)
+		}
+		// Duplicate keys are refused, and an index has one spelling, so
+		// each n comes once.
+		if i >= MaxSubRequests {
+			return nil, nil, badRequest("more than %d sub-requests", MaxSubRequests)
+		}
+	}
+	return v.top, v.subs, nil
+}
+
+// scanScratch holds backing arrays for scanJSONParamsInto, reused across
+// requests: a player's multirequest has dozens of members and a few
+// sub-requests.
+type scanScratch struct {
+	members [96]member
+	subs    [8]subMembers
+}
+
+var scanScratches = sync.Pool{New: func() any { return new(scanScratch) }}
+
+// free clears sc (its names borrow a request body) and returns it for reuse.
+func (sc *scanScratch) free() {
+	*sc = scanScratch{}
+	scanScratches.Put(sc)
+}
+
+func duplicateKey(ms []member) string {
+	if len(ms) < 2 {
+		return ""
+	}
+	if len(ms) <= 16 {
+		for i := 1; i < len(ms); i++ {
+			for j := 0; j < i; j++ {
+				if ms[i].key == ms[j].key {
+					return ms[i].key
+				}
+			}
+		}
+		return ""
+	}
+	seen := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		if seen[m.key] {
+			return m.key
+		}
+		seen[m.key] = true
+	}
+	return ""
+}
+
+func noteJSON(v *view, b []byte, ms []member, subs []subMembers) {
+	for _, m := range ms {
+		if !m.isObject {
+			// As v.noteRaw(m.key, borrowedScalar(b, m), srcBody), decoding the
+			// value only where the view reads it.
+			first, second := m.key, ""
+			if !simpleName(m.key) {
+				first, second = rawParamName(m.key)
+			}
+			value := ""
+			if viewReads(first, second) {
+				value = borrowedScalar(b, m)
+			}
+			if second == "" && simpleName(m.key) {
+				v.noteTop(first, value, srcBody) // a simple name: checkIndex has nothing to flag
+			} else {
+				v.noteSplit(m.key, first, second, value, srcBody)
+			}
+		} else {
+			first, _ := rawParamName(m.key)
+			v.checkIndex(m.key, first)
+		}
+	}
+	for _, s := range subs {
+		n := s.n
+		for _, m := range s.ms {
+			switch m.key {
+			case "service":
+				v.sub(n).service.set(borrowedScalar(b, m), srcBody)
+			case "action":
+				v.sub(n).action.set(borrowedScalar(b, m), srcBody)
+			}
+		}
+	}
+}
+
+// jsonPieces splits b at every KS value to be replaced.
+func jsonPieces(b []byte, ms []member, subs []subMembers, v *view) [][]byte {
+	type span struct{ s, e int }
+	var holeBuf [8]span // a player's multirequest has one per sub-request
+	holes := holeBuf[:0]
+	for _, m := range ms {
+		if sub, ok := ksParam(m.key); ok && !m.isObject && !v.keepKS(sub) {
+			holes = append(holes, span{m.valStart, m.valEnd})
+		}
+	}
+	for _, s := range subs {
+		if v.keepKS(s.n) {
+			continue
+		}
+		for _, m := range s.ms {
+			if m.key == "ks" {
+				holes = append(holes, span{m.valStart, m.valEnd})
+			}
+		}
+	}
+	if len(holes) == 0 {
+		return nil
+	}
+	// Sort by offset (top-level holes come before the sub-requests'; a 1
+	// MiB body can hold ~100k flat "N:ks" members, so no insertion sort).
+	slices.SortFunc(holes, func(a, b span) int { return a.s - b.s })
+	pieces := make([][]byte, 0, len(holes)+1)
+	prev := 0
+	for _, h := range holes {
+		pieces = append(pieces, b[prev:h.s])
+		prev = h.e
+	}
+	return append(pieces, b[prev:])
 }

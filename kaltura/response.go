@@ -31,22 +31,6 @@ func ksValidityError(code, ksid, ks string) bool {
 	return ksid == "EXPIRED" || ksid == "LOGOUT" || (ksid != "" && sameKS(ksid, ks))
 }
 
-func sameKS(a, b string) bool {
-	return a == b || URLSafeKS(a) == URLSafeKS(b)
-}
-
-// ksForms are the spellings of ks that may appear in a response.
-func ksForms(ks string) []string {
-	forms := []string{ks}
-	if u := URLSafeKS(ks); u != ks {
-		forms = append(forms, u)
-	}
-	if strings.Contains(ks, "/") {
-		forms = append(forms, strings.ReplaceAll(ks, "/", `\/`))
-	}
-	return forms
-}
-
 var exceptionMark = []byte("KalturaAPIException")
 
 // MayHoldAPIError reports whether an api_v3 response body may hold an

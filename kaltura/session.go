@@ -1,8 +1,3 @@
-// Package kaltura implements the parts of the Kaltura protocol that a
-// KS-injecting proxy needs: the appToken session flow, the KS and error
-// formats, and where a KS lives in a request and how to replace it.
-//
-// It knows nothing of Caddy.
 package kaltura
 
 import (
@@ -53,16 +48,6 @@ func TokenHash(ks, token, hashType string) (string, error) {
 	h.Write([]byte(ks))
 	h.Write([]byte(token))
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// Fingerprint returns a short, stable, non-reversible identifier of a KS
-// (or any secret) that is safe to log.
-func Fingerprint(s string) string {
-	if s == "" {
-		return "-"
-	}
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:4])
 }
 
 // ClientConfig configures a session Client.
@@ -145,67 +130,6 @@ type Session struct {
 	Type       int
 	Privileges string
 }
-
-// ErrorKind sorts session failures by what an operator or client can do.
-type ErrorKind int
-
-const (
-	// KindUnavailable: Kaltura could not be reached or answered garbage
-	// (network error, timeout, HTTP 5xx, malformed body). Retrying later may work.
-	KindUnavailable ErrorKind = iota + 1
-	// KindConfig: Kaltura rejected the sidecar's credentials or the appToken
-	// does not fit a per-user proxy. Retrying does not help until config changes.
-	KindConfig
-	// KindRejected: Kaltura rejected the request for another reason.
-	KindRejected
-)
-
-func (k ErrorKind) String() string {
-	switch k {
-	case KindUnavailable:
-		return "unavailable"
-	case KindConfig:
-		return "config"
-	case KindRejected:
-		return "rejected"
-	}
-	return "unknown"
-}
-
-// SessionError is returned by StartSession. Its message never contains the
-// appToken token or a whole KS.
-type SessionError struct {
-	Kind   ErrorKind
-	Action string // "startWidgetSession" or "startSession"
-	Code   string // Kaltura error code, or a local code such as USER_MISMATCH, HTTP_503, NETWORK, TIMEOUT, BAD_RESPONSE
-	Hint   string // the likely cause, for the log
-	Err    error
-}
-
-func (e *SessionError) Error() string {
-	msg := "kaltura " + e.Action + " failed: " + e.Code
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
-	}
-	return msg
-}
-
-func (e *SessionError) Unwrap() error { return e.Err }
-
-// Temporary reports whether a retry may succeed without a config change.
-func (e *SessionError) Temporary() bool { return e.Kind == KindUnavailable }
-
-// APIError is a KalturaAPIException.
-type APIError struct {
-	Code    string
-	Message string
-	Args    map[string]string
-}
-
-func (e *APIError) Error() string { return e.Code + ": " + e.Message }
 
 // StartSession mints a user KS: startWidgetSession (shared, reused), then
 // appToken.startSession with tokenHash = HASH(widgetKS + token). It checks
@@ -367,20 +291,6 @@ func missingPrivileges(requested, got string) string {
 	return ""
 }
 
-func looseString(v any) string {
-	switch t := v.(type) {
-	case string:
-		return t
-	case json.Number:
-		return t.String()
-	case float64:
-		return strconv.FormatFloat(t, 'f', -1, 64)
-	case nil:
-		return ""
-	}
-	return fmt.Sprint(v)
-}
-
 var hints = map[string]string{
 	"INVALID_APP_TOKEN_HASH":     "check hash_type: it must match the app token's hashType (Kaltura's default is SHA1), and check app_token",
 	"APP_TOKEN_ID_NOT_FOUND":     "check app_token_id and partner_id: the app token does not exist, was deleted, or belongs to another partner",
@@ -468,72 +378,9 @@ func redactErr(err error, ks string) error {
 	return errors.New(Redact(err.Error(), ks))
 }
 
-// Redact replaces every occurrence of ks in s (in either base64 alphabet)
-// with a fingerprint.
-func Redact(s, ks string) string {
-	if ks == "" {
-		return s
-	}
-	r := "[KS " + Fingerprint(ks) + "]"
-	s = strings.ReplaceAll(s, ks, r)
-	if alt := URLSafeKS(ks); alt != ks {
-		s = strings.ReplaceAll(s, alt, r)
-	}
-	return s
-}
-
 func redactAPIError(e *APIError, ks string) {
 	e.Message = Redact(e.Message, ks)
 	for k, v := range e.Args {
 		e.Args[k] = Redact(v, ks)
 	}
 }
-
-// ParseAPIError returns the KalturaAPIException in a JSON body, or nil when
-// the body is not one. It accepts args as [] or {} and the {"error":{…}}
-// wrapper the player also understands.
-func ParseAPIError(body []byte) *APIError {
-	var e struct {
-		Code       json.RawMessage `json:"code"`
-		Message    string          `json:"message"`
-		ObjectType string          `json:"objectType"`
-		Args       json.RawMessage `json:"args"`
-		Error      json.RawMessage `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil {
-		return nil
-	}
-	if e.ObjectType != "KalturaAPIException" {
-		if len(e.Error) > 0 {
-			return ParseAPIError(e.Error)
-		}
-		return nil
-	}
-	out := &APIError{Message: e.Message, Args: map[string]string{}}
-	var code any
-	_ = json.Unmarshal(e.Code, &code)
-	out.Code = looseString(code)
-	var args map[string]any
-	if json.Unmarshal(e.Args, &args) == nil {
-		for k, v := range args {
-			out.Args[k] = looseString(v)
-		}
-	}
-	return out
-}
-
-// URLSafeKS converts a KS to the URL-safe base64 alphabet, which Kaltura
-// accepts everywhere; a v1 KS may contain '+' and '/'.
-func URLSafeKS(ks string) string {
-	if urlSafe(ks) {
-		return ks
-	}
-	return urlSafeReplacer.Replace(ks)
-}
-
-// urlSafe reports whether ks has neither '+' nor '/'.
-func urlSafe(ks string) bool {
-	return strings.IndexByte(ks, '+') < 0 && strings.IndexByte(ks, '/') < 0
-}
-
-var urlSafeReplacer = strings.NewReplacer("+", "-", "/", "_")

@@ -1,0 +1,143 @@
+package kaltura
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/textproto"
+	"unicode/utf8"
+)
+
+type mpPart struct {
+	header textproto.MIMEHeader
+	name   string
+	file   bool
+	data   []byte
+	jsonMs []member
+	subMs  []subMembers
+	isJSON bool
+}
+
+func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
+	if boundary == "" {
+		return nil, badRequest("multipart body without a boundary")
+	}
+	mr := multipart.NewReader(bytes.NewReader(b), boundary)
+	var parts []mpPart
+	jsonParts := 0
+	for {
+		p, err := mr.NextRawPart()
+		if errors.Is(err, io.EOF) {
+			return parts, nil
+		}
+		if err != nil {
+			return nil, badRequest("malformed multipart body")
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			return nil, badRequest("malformed multipart body")
+		}
+		// PHP's rfc1867 parser takes the name= and filename= parameters
+		// (case-insensitively) whatever the disposition type, where
+		// FormName insists on "form-data".
+		mp := mpPart{header: p.Header, data: data}
+		if cd := p.Header.Get("Content-Disposition"); cd != "" {
+			_, cdp, err := mime.ParseMediaType(cd)
+			if err != nil {
+				return nil, badRequest("malformed multipart part header")
+			}
+			_, mp.file = cdp["filename"]
+			mp.name = phpName(cdp["name"])
+		}
+		if !mp.file && phpVarBase(mp.name) == "json" {
+			// $_POST['json']: the last such field, decoded by json_decode
+			// (which takes any valid UTF-8 JSON). Refuse what PHP would
+			// decode but the scanner cannot place every KS in.
+			if jsonParts++; jsonParts > 1 || mp.name != "json" {
+				return nil, badRequest("multipart body with more than one json field, or one named %q", mp.name)
+			}
+			t := bytes.TrimSpace(data)
+			ms, subs, err := scanJSONParams(t)
+			if err != nil && json.Valid(t) && utf8.Valid(t) {
+				return nil, badRequest("multipart json field: %s", err.Error())
+			}
+			if err == nil {
+				off := len(data) - len(bytes.TrimLeft(data, " \t\r\n"))
+				for i := range ms {
+					ms[i].valStart += off
+					ms[i].valEnd += off
+				}
+				for _, s := range subs {
+					for i := range s.ms {
+						s.ms[i].valStart += off
+						s.ms[i].valEnd += off
+					}
+				}
+				mp.isJSON, mp.jsonMs, mp.subMs = true, ms, subs
+			}
+		}
+		parts = append(parts, mp)
+	}
+}
+
+func noteMultipart(v *view, parts []mpPart) {
+	for _, p := range parts {
+		if p.isJSON { // a decodable json part replaces every other text field
+			noteJSON(v, p.data, p.jsonMs, p.subMs)
+			return
+		}
+	}
+	for _, p := range parts {
+		if !p.file {
+			v.note(p.name, string(p.data), srcBody)
+		}
+	}
+}
+
+func buildMultipart(parts []mpPart, boundary string, v *view) ([][]byte, error) {
+	pw := &pieceWriter{pieces: [][]byte{nil}}
+	mw := multipart.NewWriter(pw)
+	if err := mw.SetBoundary(boundary); err != nil {
+		return nil, badRequest("unusable multipart boundary")
+	}
+	for _, p := range parts {
+		if !p.file {
+			if sub, ok := ksParam(p.name); ok && !v.keepKS(sub) {
+				continue
+			}
+		}
+		w, err := mw.CreatePart(p.header)
+		if err != nil {
+			return nil, badRequest("malformed multipart body")
+		}
+		pieces := [][]byte{p.data}
+		if p.isJSON {
+			if jp := jsonPieces(p.data, p.jsonMs, p.subMs, v); jp != nil {
+				pieces = jp
+			}
+		}
+		for i, piece := range pieces {
+			if i > 0 {
+				pw.hole()
+			}
+			w.Write(piece)
+		}
+	}
+	mw.Close()
+	return pw.pieces, nil
+}
+
+// pieceWriter collects output pieces; hole() starts a new piece, at which
+// Apply puts the KS.
+type pieceWriter struct{ pieces [][]byte }
+
+func (w *pieceWriter) Write(p []byte) (int, error) {
+	last := &w.pieces[len(w.pieces)-1]
+	*last = append(*last, p...)
+	return len(p), nil
+}
+
+func (w *pieceWriter) hole() { w.pieces = append(w.pieces, nil) }
