@@ -249,7 +249,7 @@ func fuzzSeeds() []fuzzSeed {
 	const pm = "/p/123/sp/12300/playManifest/entryId/0_abc/protocol/https/format/applehttp/flavorIds/0_flav1"
 	const ref = "playSessionId=ef3b:2498&referrer=aHR0cDovLzEyNy4wLjAuMToxOTA5MS9zdGF0aWMvcGxheWVyLmh0bWw/c2NlbmFyaW89YW5vbg==&clientTag=html5:v3.17.95"
 	return []fuzzSeed{
-		// /work/shared/wire/requests.jsonl (kaltura-client 21.20.0, kaltura-player-js 3.17.95).
+		// kalturatest/testdata/wire-requests.jsonl (kaltura-client 21.20.0, kaltura-player-js 3.17.95).
 		{"POST", "/api_v3/service/session/action/startWidgetSession", "", js, `{"widgetId":"_123","expiry":86400,"format":1,"apiVersion":"21.20.0","clientTag":"node:25-07-20","kalsig":"4074f5185d32c54b16986a37af9ae1ef"}`, ""},
 		{"POST", "/api_v3/service/media/action/list", "", js, `{"filter":{"objectType":"KalturaMediaEntryFilter","nameLike":"foo","mediaTypeEqual":1,"orderBy":"-createdAt"},"pager":{"objectType":"KalturaFilterPager","pageSize":5,"pageIndex":2},"format":1,"apiVersion":"21.20.0","clientTag":"node:25-07-20","ks":"MALKS","kalsig":"e3977888e0a44c8032882f910c33456d"}`, ""},
 		{"POST", "/api_v3/service/apptoken/action/startSession", "", js, `{"id":"0_apptokenid","tokenHash":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","userId":"user@example.com","type":0,"expiry":3600,"format":1,"apiVersion":"21.20.0","clientTag":"node:25-07-20","kalsig":"d0bb566a0f2ddb99fae79365e7d2bde3"}`, ""},
