@@ -67,7 +67,7 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 	}
 	// As queryWithoutKS cuts the one client KS.
 	pl.Disposition = Inject
-	pl.query, pl.queryEdit, pl.queryKS = raw, true, true
+	pl.query, pl.queryEdit, pl.queryAddKS = raw, true, true
 	if ks >= 0 {
 		end := ks + len(raw[ks:])
 		if j := strings.IndexByte(raw[ks:], '&'); j >= 0 {
@@ -86,12 +86,12 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 }
 
 func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error) {
-	var v view
+	var ps params
 	jsonClient := false
 	// The answer's format, also for a request refused half way: Kaltura's
 	// merged format, or JSON for a client that sent a JSON body.
 	defer func() {
-		pl.Format, pl.Callback = v.format.v, v.callback.v
+		pl.Format, pl.Callback = ps.format.v, ps.callback.v
 		if pl.Format == "" && jsonClient {
 			pl.Format = "1"
 		}
@@ -105,17 +105,17 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	}
 	live, stop := apiPathPairs(segs)
 	for j := 0; j+1 < stop; j += 2 {
-		v.noteRaw(lenientUnescape(segs[live[j]]), lenientUnescape(segs[live[j+1]]), srcPath)
+		ps.noteRaw(lenientUnescape(segs[live[j]]), lenientUnescape(segs[live[j+1]]), srcPath)
 	}
 	// Query tokens.
-	var qbuf [16]token
-	qtoks := splitTokens(qbuf[:0], r.URL.RawQuery)
+	var qbuf [16]queryPair
+	qtoks := splitPairs(qbuf[:0], r.URL.RawQuery)
 	for _, t := range qtoks {
 		switch {
 		case t.simple:
-			v.noteTop(t.name, t.value, srcQuery) // what note does for such a name
+			ps.noteTop(t.name, t.value, srcQuery) // what note does for such a name
 		case t.name != "":
-			v.note(t.name, t.value, srcQuery)
+			ps.note(t.name, t.value, srcQuery)
 		}
 	}
 	// The body, where the server may read parameters from it.
@@ -123,14 +123,14 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 		jsonDoc  []byte
 		jsonMs   []member
 		subMs    []subMembers
-		formToks []token
+		formToks []queryPair
 		mpParts  []mpPart
 		mpBound  string
 	)
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	if hasBody {
 		ct := r.Header.Get("Content-Type")
-		mt, params := bodyType(ct)
+		mt, mtParams := bodyType(ct)
 		switch {
 		case mt == "application/json":
 			jsonClient = true
@@ -152,7 +152,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 					return err
 				}
 				if strings.EqualFold(ct, "application/json") { // the server reads the body only then
-					noteJSON(&v, b, jsonMs, subMs)
+					noteJSON(&ps, b, jsonMs, subMs)
 				}
 			}
 		case mt == "application/x-www-form-urlencoded":
@@ -161,10 +161,10 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 				return err
 			}
 			pl.bodyRead = b
-			formToks = splitTokens(nil, string(b))
+			formToks = splitPairs(nil, string(b))
 			for _, t := range formToks {
 				if t.name != "" {
-					v.note(t.name, t.value, srcBody)
+					ps.note(t.name, t.value, srcBody)
 				}
 			}
 		case mt == "multipart/form-data":
@@ -173,7 +173,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 			// a multirequest, or a call whose identity (service or action:
 			// it could be a session.end) is in the body, needs the body
 			// parsed.
-			if v.service.src != 0 && v.action.src != 0 && v.service.v != "multirequest" {
+			if ps.service.src != 0 && ps.action.src != 0 && ps.service.v != "multirequest" {
 				break
 			}
 			b, err := readBody(r, maxBody)
@@ -181,28 +181,28 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 				return err
 			}
 			pl.bodyRead = b
-			mpBound = params["boundary"]
+			mpBound = mtParams["boundary"]
 			mpParts, err = parseMultipart(b, mpBound)
 			if err != nil {
 				return err
 			}
-			noteMultipart(&v, mpParts)
+			noteMultipart(&ps, mpParts)
 		}
 	}
 
-	pl.Service = strings.ToLower(v.service.v)
-	pl.Action = strings.ToLower(v.action.v)
-	pl.Multirequest = v.service.v == "multirequest"
-	if v.nsubs > MaxSubRequests {
+	pl.Service = strings.ToLower(ps.service.v)
+	pl.Action = strings.ToLower(ps.action.v)
+	pl.Multirequest = ps.service.v == "multirequest"
+	if ps.nsubs > MaxSubRequests {
 		return badRequest("more than %d sub-requests", MaxSubRequests)
 	}
 	if pl.Multirequest {
-		if v.badIndex != "" {
-			return badRequest("multirequest parameter %q: sub-request indexes must be plain integers (0, 1, 2, …)", v.badIndex)
+		if ps.badIndex != "" {
+			return badRequest("multirequest parameter %q: sub-request indexes must be plain integers (0, 1, 2, …)", ps.badIndex)
 		}
-		pl.SubRequests = v.executed()
+		pl.SubRequests = ps.executed()
 		ends := false
-		v.eachSub(func(_ int, s *subInfo) {
+		ps.eachSub(func(_ int, s *subRequest) {
 			ends = ends || strings.EqualFold(s.service.v, "session") && strings.EqualFold(s.action.v, "end")
 		})
 		if ends {
@@ -221,7 +221,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	if len(segs) > 0 {
 		drop := make([]bool, len(segs))
 		for j := 0; j < len(live); j += 2 {
-			if sub, ok := ksParam(lenientUnescape(segs[live[j]])); ok && !v.keepKS(sub) {
+			if sub, ok := ksParam(lenientUnescape(segs[live[j]])); ok && !ps.keepKS(sub) {
 				drop[live[j]] = true
 				if j+1 < len(live) {
 					drop[live[j+1]] = true
@@ -240,18 +240,18 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 		}
 	}
 	// Query: drop client KS tokens, add ours as the top-level ks.
-	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, qtoks, &v)
-	pl.queryEdit, pl.queryKS = true, true
+	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, qtoks, &ps)
+	pl.queryEdit, pl.queryAddKS = true, true
 	// Body.
 	switch {
 	case jsonDoc != nil:
-		pl.body = jsonPieces(jsonDoc, jsonMs, subMs, &v)
+		pl.body = jsonPieces(jsonDoc, jsonMs, subMs, &ps)
 	case formToks != nil:
-		if nb := dropKSTokens(string(pl.bodyRead), formToks, &v); nb != string(pl.bodyRead) {
+		if nb := dropKSPairs(string(pl.bodyRead), formToks, &ps); nb != string(pl.bodyRead) {
 			pl.body = [][]byte{[]byte(nb)}
 		}
 	case mpParts != nil:
-		b, err := buildMultipart(mpParts, mpBound, &v)
+		b, err := buildMultipart(mpParts, mpBound, &ps)
 		if err != nil {
 			return err
 		}

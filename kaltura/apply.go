@@ -64,8 +64,8 @@ func (pl *Plan) ApplyChecked(r *http.Request, ks string, forms KSForms) {
 	if pl.queryEdit {
 		// One allocation for both: RawQuery is the tail of RequestURI.
 		var qks string
-		if pl.queryKS {
-			qks = queryKS(ks, forms)
+		if pl.queryAddKS {
+			qks = ksQueryValue(ks, forms)
 		}
 		q1, q2 := pl.query[:pl.cutFrom], pl.query[pl.cutTo:]
 		var b strings.Builder
@@ -74,7 +74,7 @@ func (pl *Plan) ApplyChecked(r *http.Request, ks string, forms KSForms) {
 		b.WriteByte('?')
 		b.WriteString(q1)
 		b.WriteString(q2)
-		if pl.queryKS {
+		if pl.queryAddKS {
 			if len(q1)+len(q2) > 0 {
 				b.WriteByte('&')
 			}
@@ -103,9 +103,9 @@ func (pl *Plan) ApplyChecked(r *http.Request, ks string, forms KSForms) {
 	}
 }
 
-// queryKS is ks as a query value: a URL-safe KS (v2) goes as it is ('=' is
+// ksQueryValue is ks as a query value: a URL-safe KS (v2) goes as it is ('=' is
 // literal in a value), anything else escaped (a v1 KS's '+' would read as a space).
-func queryKS(ks string, forms KSForms) string {
+func ksQueryValue(ks string, forms KSForms) string {
 	if !forms.has(formQuery, ks) {
 		return url.QueryEscape(ks)
 	}

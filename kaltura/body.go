@@ -20,7 +20,7 @@ func bodyType(ct string) (string, map[string]string) {
 	case "":
 		return "", nil // no body type (a GET): what the general case gives
 	}
-	mt, params, _ := mime.ParseMediaType(ct)
+	mt, mtParams, _ := mime.ParseMediaType(ct)
 	php := strings.ToLower(ct)
 	if i := strings.IndexAny(php, ";, "); i >= 0 {
 		php = php[:i]
@@ -29,7 +29,7 @@ func bodyType(ct string) (string, map[string]string) {
 	case "application/x-www-form-urlencoded", "multipart/form-data":
 		mt = php
 	}
-	return mt, params
+	return mt, mtParams
 }
 
 // readBody reads r's body up to max bytes; Prepare puts it back (keepBody)

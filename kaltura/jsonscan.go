@@ -486,7 +486,7 @@ func duplicateKey(ms []member) string {
 	return ""
 }
 
-func noteJSON(v *view, b []byte, ms []member, subs []subMembers) {
+func noteJSON(ps *params, b []byte, ms []member, subs []subMembers) {
 	for _, m := range ms {
 		if !m.isObject {
 			// As v.noteRaw(m.key, borrowedScalar(b, m), srcBody), decoding the
@@ -496,17 +496,17 @@ func noteJSON(v *view, b []byte, ms []member, subs []subMembers) {
 				first, second = rawParamName(m.key)
 			}
 			value := ""
-			if viewReads(first, second) {
+			if tracked(first, second) {
 				value = borrowedScalar(b, m)
 			}
 			if second == "" && simpleName(m.key) {
-				v.noteTop(first, value, srcBody) // a simple name: checkIndex has nothing to flag
+				ps.noteTop(first, value, srcBody) // a simple name: checkIndex has nothing to flag
 			} else {
-				v.noteSplit(m.key, first, second, value, srcBody)
+				ps.noteSplit(m.key, first, second, value, srcBody)
 			}
 		} else {
 			first, _ := rawParamName(m.key)
-			v.checkIndex(m.key, first)
+			ps.checkIndex(m.key, first)
 		}
 	}
 	for _, s := range subs {
@@ -514,26 +514,26 @@ func noteJSON(v *view, b []byte, ms []member, subs []subMembers) {
 		for _, m := range s.ms {
 			switch m.key {
 			case "service":
-				v.sub(n).service.set(borrowedScalar(b, m), srcBody)
+				ps.sub(n).service.set(borrowedScalar(b, m), srcBody)
 			case "action":
-				v.sub(n).action.set(borrowedScalar(b, m), srcBody)
+				ps.sub(n).action.set(borrowedScalar(b, m), srcBody)
 			}
 		}
 	}
 }
 
 // jsonPieces splits b at every KS value to be replaced.
-func jsonPieces(b []byte, ms []member, subs []subMembers, v *view) [][]byte {
+func jsonPieces(b []byte, ms []member, subs []subMembers, ps *params) [][]byte {
 	type span struct{ s, e int }
 	var holeBuf [8]span // a player's multirequest has one per sub-request
 	holes := holeBuf[:0]
 	for _, m := range ms {
-		if sub, ok := ksParam(m.key); ok && !m.isObject && !v.keepKS(sub) {
+		if sub, ok := ksParam(m.key); ok && !m.isObject && !ps.keepKS(sub) {
 			holes = append(holes, span{m.valStart, m.valEnd})
 		}
 	}
 	for _, s := range subs {
-		if v.keepKS(s.n) {
+		if ps.keepKS(s.n) {
 			continue
 		}
 		for _, m := range s.ms {

@@ -146,8 +146,8 @@ func sameKS(a, b string) bool {
 	return a == b || URLSafeKS(a) == URLSafeKS(b)
 }
 
-// ksForms are the spellings of ks that may appear in a response.
-func ksForms(ks string) []string {
+// ksSpellings are the spellings of ks that may appear in a response.
+func ksSpellings(ks string) []string {
 	forms := []string{ks}
 	if u := URLSafeKS(ks); u != ks {
 		forms = append(forms, u)

@@ -83,21 +83,21 @@ func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
 	}
 }
 
-func noteMultipart(v *view, parts []mpPart) {
+func noteMultipart(ps *params, parts []mpPart) {
 	for _, p := range parts {
 		if p.isJSON { // a decodable json part replaces every other text field
-			noteJSON(v, p.data, p.jsonMs, p.subMs)
+			noteJSON(ps, p.data, p.jsonMs, p.subMs)
 			return
 		}
 	}
 	for _, p := range parts {
 		if !p.file {
-			v.note(p.name, string(p.data), srcBody)
+			ps.note(p.name, string(p.data), srcBody)
 		}
 	}
 }
 
-func buildMultipart(parts []mpPart, boundary string, v *view) ([][]byte, error) {
+func buildMultipart(parts []mpPart, boundary string, ps *params) ([][]byte, error) {
 	pw := &pieceWriter{pieces: [][]byte{nil}}
 	mw := multipart.NewWriter(pw)
 	if err := mw.SetBoundary(boundary); err != nil {
@@ -105,7 +105,7 @@ func buildMultipart(parts []mpPart, boundary string, v *view) ([][]byte, error) 
 	}
 	for _, p := range parts {
 		if !p.file {
-			if sub, ok := ksParam(p.name); ok && !v.keepKS(sub) {
+			if sub, ok := ksParam(p.name); ok && !ps.keepKS(sub) {
 				continue
 			}
 		}
@@ -115,7 +115,7 @@ func buildMultipart(parts []mpPart, boundary string, v *view) ([][]byte, error) 
 		}
 		pieces := [][]byte{p.data}
 		if p.isJSON {
-			if jp := jsonPieces(p.data, p.jsonMs, p.subMs, v); jp != nil {
+			if jp := jsonPieces(p.data, p.jsonMs, p.subMs, ps); jp != nil {
 				pieces = jp
 			}
 		}

@@ -8,7 +8,7 @@ const (
 	srcPath
 )
 
-type field struct {
+type param struct {
 	v   string
 	src int
 	n   int // times named, winning or not
@@ -16,24 +16,24 @@ type field struct {
 
 // set applies PHP's precedence: a higher source wins; within one source the
 // path keeps its first occurrence, query and body their last.
-func (f *field) set(v string, src int) {
+func (f *param) set(v string, src int) {
 	f.n++
 	if src > f.src || (src == f.src && src != srcPath) {
 		f.v, f.src = v, src
 	}
 }
 
-type subInfo struct{ service, action field }
+type subRequest struct{ service, action param }
 
-type view struct {
-	service, action, format, callback field
+type params struct {
+	service, action, format, callback param
 	// The sub-requests named so far: the first few inline (no allocation
 	// for a player's multirequest), the rest in a map.
 	subN  [inlineSubs]int
-	subV  [inlineSubs]subInfo
+	subV  [inlineSubs]subRequest
 	nsubs int
-	more  map[int]*subInfo
-	slab  []subInfo // where more's entries live, a few per allocation
+	more  map[int]*subRequest
+	slab  []subRequest // where more's entries live, a few per allocation
 	// badIndex is a parameter name whose first element Kaltura's
 	// multirequest takes as a sub-request index (PHP is_numeric + intval)
 	// but subIndex does not: "01", "+1", " 1", "1.0", "1e0", a huge number.
@@ -44,8 +44,8 @@ const inlineSubs = 8
 
 // note records a scalar query, form or multipart parameter (a name PHP
 // registers as a variable) in the merged view.
-// viewReads reports whether the merged view reads a parameter's value.
-func viewReads(first, second string) bool {
+// tracked reports whether the merged view reads a parameter's value.
+func tracked(first, second string) bool {
 	switch second {
 	case "":
 		return first == "service" || first == "action" || first == "format" || first == "callback"
@@ -55,44 +55,44 @@ func viewReads(first, second string) bool {
 	return false
 }
 
-func (v *view) note(name, value string, src int) {
+func (ps *params) note(name, value string, src int) {
 	first, second := paramName(name)
-	v.noteSplit(name, first, second, value, src)
+	ps.noteSplit(name, first, second, value, src)
 }
 
 // noteRaw records a JSON member or a path pair in the merged view.
-func (v *view) noteRaw(name, value string, src int) {
+func (ps *params) noteRaw(name, value string, src int) {
 	first, second := rawParamName(name)
-	v.noteSplit(name, first, second, value, src)
+	ps.noteSplit(name, first, second, value, src)
 }
 
-func (v *view) noteSplit(name, first, second, value string, src int) {
-	v.checkIndex(name, first)
+func (ps *params) noteSplit(name, first, second, value string, src int) {
+	ps.checkIndex(name, first)
 	if second == "" {
-		v.noteTop(first, value, src)
+		ps.noteTop(first, value, src)
 		return
 	}
 	if n, ok := subIndex(first); ok {
 		switch second {
 		case "service":
-			v.sub(n).service.set(value, src)
+			ps.sub(n).service.set(value, src)
 		case "action":
-			v.sub(n).action.set(value, src)
+			ps.sub(n).action.set(value, src)
 		}
 	}
 }
 
 // noteTop records a top-level parameter.
-func (v *view) noteTop(name, value string, src int) {
+func (ps *params) noteTop(name, value string, src int) {
 	switch name {
 	case "service":
-		v.service.set(value, src)
+		ps.service.set(value, src)
 	case "action":
-		v.action.set(value, src)
+		ps.action.set(value, src)
 	case "format":
-		v.format.set(value, src)
+		ps.format.set(value, src)
 	case "callback":
-		v.callback.set(value, src)
+		ps.callback.set(value, src)
 	}
 }
 
@@ -100,59 +100,59 @@ func (v *view) noteTop(name, value string, src int) {
 // index for Kaltura but not for subIndex. The first element is taken both
 // as PHP registers query and form names (paramName) and as is (JSON keys
 // and path names are not trimmed).
-func (v *view) checkIndex(name, first string) {
+func (ps *params) checkIndex(name, first string) {
 	raw := name
 	if i := strings.IndexAny(raw, ":["); i >= 0 {
 		raw = raw[:i]
 	}
 	for _, f := range []string{first, raw} {
-		if v.badIndex == "" && phpNumeric(f) {
+		if ps.badIndex == "" && phpNumeric(f) {
 			if _, ok := subIndex(f); !ok {
-				v.badIndex = name
+				ps.badIndex = name
 			}
 		}
 	}
 }
 
 // lookup returns sub-request n's info, or nil.
-func (v *view) lookup(n int) *subInfo {
-	for i := 0; i < v.nsubs && i < inlineSubs; i++ {
-		if v.subN[i] == n {
-			return &v.subV[i]
+func (ps *params) lookup(n int) *subRequest {
+	for i := 0; i < ps.nsubs && i < inlineSubs; i++ {
+		if ps.subN[i] == n {
+			return &ps.subV[i]
 		}
 	}
-	return v.more[n] // nil map: nil
+	return ps.more[n] // nil map: nil
 }
 
 // sub returns sub-request n's info, adding it.
-func (v *view) sub(n int) *subInfo {
-	if s := v.lookup(n); s != nil {
+func (ps *params) sub(n int) *subRequest {
+	if s := ps.lookup(n); s != nil {
 		return s
 	}
-	if v.nsubs < inlineSubs {
-		v.subN[v.nsubs] = n
-		v.nsubs++
-		return &v.subV[v.nsubs-1]
+	if ps.nsubs < inlineSubs {
+		ps.subN[ps.nsubs] = n
+		ps.nsubs++
+		return &ps.subV[ps.nsubs-1]
 	}
-	if v.more == nil {
-		v.more = make(map[int]*subInfo, 8)
+	if ps.more == nil {
+		ps.more = make(map[int]*subRequest, 8)
 	}
-	if len(v.slab) == cap(v.slab) {
-		v.slab = make([]subInfo, 0, 8) // the full one stays where its entries point
+	if len(ps.slab) == cap(ps.slab) {
+		ps.slab = make([]subRequest, 0, 8) // the full one stays where its entries point
 	}
-	v.slab = append(v.slab, subInfo{})
-	s := &v.slab[len(v.slab)-1]
-	v.more[n] = s
-	v.nsubs++
+	ps.slab = append(ps.slab, subRequest{})
+	s := &ps.slab[len(ps.slab)-1]
+	ps.more[n] = s
+	ps.nsubs++
 	return s
 }
 
 // eachSub calls f for every sub-request named, in no particular order.
-func (v *view) eachSub(f func(n int, s *subInfo)) {
-	for i := 0; i < v.nsubs && i < inlineSubs; i++ {
-		f(v.subN[i], &v.subV[i])
+func (ps *params) eachSub(f func(n int, s *subRequest)) {
+	for i := 0; i < ps.nsubs && i < inlineSubs; i++ {
+		f(ps.subN[i], &ps.subV[i])
 	}
-	for n, s := range v.more {
+	for n, s := range ps.more {
 		f(n, s)
 	}
 }
@@ -161,30 +161,30 @@ func (v *view) eachSub(f func(n int, s *subInfo)) {
 // appToken.startSession, whose hash is bound to its own KS, and only when
 // its service and action are each named once. (Where a nested "N":{…} and
 // flat N:service meet, which one Kaltura uses depends on parameter order.)
-func (v *view) keepKS(n int) bool {
+func (ps *params) keepKS(n int) bool {
 	if n == noSub {
 		return false
 	}
-	s := v.lookup(n)
+	s := ps.lookup(n)
 	return s != nil && s.service.n == 1 && s.action.n == 1 &&
 		strings.EqualFold(s.service.v, "apptoken") && strings.EqualFold(s.action.v, "startsession")
 }
 
 // executed counts the sub-requests Kaltura would run: from min(1, smallest
 // key) up to the first index without service and action.
-func (v *view) executed() int {
-	if v.nsubs == 0 {
+func (ps *params) executed() int {
+	if ps.nsubs == 0 {
 		return 0
 	}
 	start := 1
-	v.eachSub(func(n int, _ *subInfo) {
+	ps.eachSub(func(n int, _ *subRequest) {
 		if n < start {
 			start = n
 		}
 	})
 	c := 0
 	for n := start; ; n++ {
-		s := v.lookup(n)
+		s := ps.lookup(n)
 		if s == nil || s.service.v == "" || s.action.v == "" {
 			return c
 		}

@@ -69,7 +69,7 @@ type Plan struct {
 	cutFrom    int    // query[cutFrom:cutTo] is a client KS (and a '&') to leave out
 	cutTo      int
 	queryEdit  bool // query must be replaced by query (+ ks=<KS> if queryKS)
-	queryKS    bool
+	queryAddKS bool
 	body       [][]byte // nil: body untouched; else pieces joined by the JSON-quoted KS
 	bodyRead   []byte   // the body as read, when Prepare consumed it
 }

@@ -2,7 +2,7 @@ package kaltura
 
 import "strings"
 
-type token struct {
+type queryPair struct {
 	raw         string
 	name, value string // decoded; value only for names the merged view reads
 	sub         int    // with isKS: the sub-request, or noSub
@@ -10,9 +10,9 @@ type token struct {
 	simple      bool   // name is simpleName: a top-level parameter, never a sub-request index
 }
 
-// splitTokens appends the tokens of raw to dst (which may be a caller's
+// splitPairs appends the tokens of raw to dst (which may be a caller's
 // stack buffer).
-func splitTokens(dst []token, raw string) []token {
+func splitPairs(dst []queryPair, raw string) []queryPair {
 	if raw == "" {
 		return dst
 	}
@@ -21,30 +21,30 @@ func splitTokens(dst []token, raw string) []token {
 		var t string
 		t, raw, _ = strings.Cut(raw, "&")
 		if rawName, _, _ := strings.Cut(t, "="); simpleName(rawName) {
-			toks = append(toks, simpleToken(t, rawName))
+			toks = append(toks, simplePair(t, rawName))
 		} else {
-			toks = append(toks, parseToken(t))
+			toks = append(toks, parsePair(t))
 		}
 	}
 	return toks
 }
 
-// simpleToken is parseToken for a token whose raw name is simpleName.
-func simpleToken(t, rawName string) token {
-	tk := token{raw: t, name: rawName, simple: true}
+// simplePair is parseToken for a token whose raw name is simpleName.
+func simplePair(t, rawName string) queryPair {
+	tk := queryPair{raw: t, name: rawName, simple: true}
 	if rawName == "ks" {
 		tk.sub, tk.isKS = noSub, true
-	} else if viewReads(rawName, "") {
+	} else if tracked(rawName, "") {
 		tk.value = phpQueryUnescape(t, false)
 	}
 	return tk
 }
 
-// parseToken reads one query or form token as PHP and Kaltura do.
-func parseToken(t string) token {
-	tk := token{raw: t, name: phpName(phpQueryUnescape(t, true))}
+// parsePair reads one query or form token as PHP and Kaltura do.
+func parsePair(t string) queryPair {
+	tk := queryPair{raw: t, name: phpName(phpQueryUnescape(t, true))}
 	tk.sub, tk.isKS = ksParam(tk.name)
-	if first, second := paramName(tk.name); !tk.isKS && viewReads(first, second) {
+	if first, second := paramName(tk.name); !tk.isKS && tracked(first, second) {
 		tk.value = phpQueryUnescape(t, false)
 	}
 	return tk
@@ -56,15 +56,15 @@ func parseToken(t string) token {
 // without building it, when one token goes and raw is exactly its tokens
 // joined by '&' (the usual query: one client KS, no empty tokens). Otherwise
 // it returns dropKSTokens' result and an empty cut.
-func queryWithoutKS(raw string, toks []token, v *view) (q string, from, to int) {
+func queryWithoutKS(raw string, toks []queryPair, ps *params) (q string, from, to int) {
 	drop, off, total := -1, 0, 0
 	for i, t := range toks {
 		if t.raw == "" {
-			return dropKSTokens(raw, toks, v), 0, 0
+			return dropKSPairs(raw, toks, ps), 0, 0
 		}
-		if t.isKS && !v.keepKS(t.sub) {
+		if t.isKS && !ps.keepKS(t.sub) {
 			if drop >= 0 {
-				return dropKSTokens(raw, toks, v), 0, 0
+				return dropKSPairs(raw, toks, ps), 0, 0
 			}
 			drop, off = i, total+i // i separators before it
 		}
@@ -74,7 +74,7 @@ func queryWithoutKS(raw string, toks []token, v *view) (q string, from, to int) 
 		return raw, 0, 0
 	}
 	if total+len(toks)-1 != len(raw) {
-		return dropKSTokens(raw, toks, v), 0, 0
+		return dropKSPairs(raw, toks, ps), 0, 0
 	}
 	end := off + len(toks[drop].raw)
 	switch {
@@ -86,10 +86,10 @@ func queryWithoutKS(raw string, toks []token, v *view) (q string, from, to int) 
 	return raw, off - 1, end // the '&' before the token, and the token
 }
 
-func dropKSTokens(raw string, toks []token, v *view) string {
+func dropKSPairs(raw string, toks []queryPair, ps *params) string {
 	drop := false
 	for _, t := range toks {
-		if t.isKS && !v.keepKS(t.sub) {
+		if t.isKS && !ps.keepKS(t.sub) {
 			drop = true
 			break
 		}
@@ -100,7 +100,7 @@ func dropKSTokens(raw string, toks []token, v *view) string {
 	var b strings.Builder
 	b.Grow(len(raw))
 	for _, t := range toks {
-		if t.isKS && !v.keepKS(t.sub) {
+		if t.isKS && !ps.keepKS(t.sub) {
 			continue
 		}
 		if b.Len() > 0 {

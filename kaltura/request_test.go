@@ -332,16 +332,16 @@ func TestPlanRefusesUnnormalizedPaths(t *testing.T) {
 func sameAsGeneralParse(t *testing.T, tok string) {
 	t.Helper()
 	rawName, _, _ := strings.Cut(tok, "=")
-	fast, general := simpleToken(tok, rawName), parseToken(tok)
+	fast, general := simplePair(tok, rawName), parsePair(tok)
 	general.simple = true
 	if fast != general {
 		t.Fatalf("%q: fast %+v, general %+v", tok, fast, general)
 	}
-	var vf, vg view
-	vf.noteTop(fast.name, fast.value, srcQuery)
-	vg.note(general.name, general.value, srcQuery)
-	if !reflect.DeepEqual(vf, vg) {
-		t.Fatalf("%q: view %+v, general %+v", tok, vf, vg)
+	var pf, pg params
+	pf.noteTop(fast.name, fast.value, srcQuery)
+	pg.note(general.name, general.value, srcQuery)
+	if !reflect.DeepEqual(pf, pg) {
+		t.Fatalf("%q: view %+v, general %+v", tok, pf, pg)
 	}
 }
 
@@ -536,10 +536,10 @@ func TestQueryWithoutKSMatchesDrop(t *testing.T) {
 		if rng.IntN(8) == 0 {
 			raw += "&"
 		}
-		var v view
-		toks := splitTokens(nil, raw)
-		want := dropKSTokens(raw, toks, &v)
-		got, from, to := queryWithoutKS(raw, toks, &v)
+		var ps params
+		toks := splitPairs(nil, raw)
+		want := dropKSPairs(raw, toks, &ps)
+		got, from, to := queryWithoutKS(raw, toks, &ps)
 		if to > from {
 			cuts++
 		}

@@ -143,7 +143,7 @@ func redactSpans(body []byte, spans []span, ks string, v Verdict) (Verdict, []by
 	for _, s := range spans {
 		seg := body[s.s:s.e]
 		red := seg
-		for _, f := range ksForms(ks) {
+		for _, f := range ksSpellings(ks) {
 			red = bytes.ReplaceAll(red, []byte(f), repl)
 		}
 		if len(red) == len(seg) && bytes.Equal(red, seg) {

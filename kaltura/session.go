@@ -223,7 +223,7 @@ func (c *Client) appTokenSession(ctx context.Context, wks string, req SessionReq
 	if err != nil {
 		return Session{}, c.sessionError("startSession", KindConfig, "HASH_TYPE", err, "check hash_type")
 	}
-	params := map[string]any{
+	args := map[string]any{
 		"ks":        wks,
 		"id":        c.cfg.AppTokenID,
 		"tokenHash": th,
@@ -233,7 +233,7 @@ func (c *Client) appTokenSession(ctx context.Context, wks string, req SessionReq
 		"format":    1,
 	}
 	if req.Privileges != "" {
-		params["sessionPrivileges"] = req.Privileges
+		args["sessionPrivileges"] = req.Privileges
 	}
 	var info struct {
 		KS          string      `json:"ks"`
@@ -242,7 +242,7 @@ func (c *Client) appTokenSession(ctx context.Context, wks string, req SessionReq
 		SessionType json.Number `json:"sessionType"`
 		Privileges  string      `json:"privileges"`
 	}
-	if err := c.call(ctx, "appToken", "startSession", params, wks, &info); err != nil {
+	if err := c.call(ctx, "appToken", "startSession", args, wks, &info); err != nil {
 		return Session{}, err
 	}
 	if info.KS == "" {
@@ -291,7 +291,7 @@ func missingPrivileges(requested, got string) string {
 	return ""
 }
 
-var hints = map[string]string{
+var codeHints = map[string]string{
 	"INVALID_APP_TOKEN_HASH":     "check hash_type: it must match the app token's hashType (Kaltura's default is SHA1), and check app_token",
 	"APP_TOKEN_ID_NOT_FOUND":     "check app_token_id and partner_id: the app token does not exist, was deleted, or belongs to another partner",
 	"APP_TOKEN_NOT_ACTIVE":       "the app token is disabled: enable it or configure another",
@@ -303,7 +303,7 @@ var hints = map[string]string{
 	"SERVICE_FORBIDDEN":          "the widget session may not call appToken.startSession for this partner",
 }
 
-var configCodes = map[string]bool{
+var configErrorCodes = map[string]bool{
 	"INVALID_APP_TOKEN_HASH": true, "APP_TOKEN_ID_NOT_FOUND": true, "APP_TOKEN_NOT_ACTIVE": true,
 	"APP_TOKEN_EXPIRED": true, "INVALID_WIDGET_ID": true, "START_WIDGET_SESSION_ERROR": true,
 	"INVALID_ENUM_VALUE": true, "SERVICE_FORBIDDEN": true, "MISSING_KS": true,
@@ -315,12 +315,12 @@ func (c *Client) sessionError(action string, kind ErrorKind, code string, err er
 
 // call POSTs a JSON request to /api_v3/service/<svc>/action/<act> and decodes
 // the result into out. sentKS is redacted from any error Kaltura echoes.
-func (c *Client) call(ctx context.Context, service, action string, params map[string]any, sentKS string, out any) (err error) {
+func (c *Client) call(ctx context.Context, service, action string, args map[string]any, sentKS string, out any) (err error) {
 	start := time.Now()
 	if c.cfg.Observe != nil {
 		defer func() { c.cfg.Observe(action, time.Since(start), err) }()
 	}
-	body, err := json.Marshal(params)
+	body, err := json.Marshal(args)
 	if err != nil {
 		return c.sessionError(action, KindUnavailable, "ENCODE", err, "")
 	}
@@ -358,10 +358,10 @@ func (c *Client) call(ctx context.Context, service, action string, params map[st
 	if apiErr := ParseAPIError(data); apiErr != nil {
 		redactAPIError(apiErr, sentKS)
 		kind := KindRejected
-		if configCodes[apiErr.Code] {
+		if configErrorCodes[apiErr.Code] {
 			kind = KindConfig
 		}
-		return c.sessionError(action, kind, apiErr.Code, apiErr, hints[apiErr.Code])
+		return c.sessionError(action, kind, apiErr.Code, apiErr, codeHints[apiErr.Code])
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()

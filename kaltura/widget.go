@@ -12,8 +12,8 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 	if rest < len(ep) {
 		segs = splitPath(segBuf[:0], ep[rest:])
 	}
-	var qbuf [16]token
-	qtoks := splitTokens(qbuf[:0], r.URL.RawQuery)
+	var qbuf [16]queryPair
+	qtoks := splitPairs(qbuf[:0], r.URL.RawQuery)
 	// A kt URL token makes playManifest ignore any KS: nothing to inject.
 	// (thumbnail, download and raw have no such rule.) Only a kt Kaltura
 	// surely reads counts: anything else gets the KS injected, which is safe.
@@ -56,12 +56,12 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 		pl.path = base
 		pl.pathInsert = len(base)
 	}
-	var v view
-	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, qtoks, &v)
+	var ps params
+	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, qtoks, &ps)
 	pl.queryEdit = pl.cutTo > pl.cutFrom || pl.query != r.URL.RawQuery
 	// thumbnail/download/raw read POST before the path: remove a form KS.
 	if pl.Class == Asset && r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		mt, params := bodyType(r.Header.Get("Content-Type"))
+		mt, mtParams := bodyType(r.Header.Get("Content-Type"))
 		switch mt {
 		case "application/x-www-form-urlencoded":
 			b, err := readBody(r, maxBody)
@@ -69,8 +69,8 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 				return err
 			}
 			pl.bodyRead = b
-			toks := splitTokens(nil, string(b))
-			if nb := dropKSTokens(string(b), toks, &v); nb != string(b) {
+			toks := splitPairs(nil, string(b))
+			if nb := dropKSPairs(string(b), toks, &ps); nb != string(b) {
 				pl.body = [][]byte{[]byte(nb)}
 			}
 		case "multipart/form-data":
@@ -79,14 +79,14 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 				return err
 			}
 			pl.bodyRead = b
-			parts, err := parseMultipart(b, params["boundary"])
+			parts, err := parseMultipart(b, mtParams["boundary"])
 			if err != nil {
 				return err
 			}
 			for i := range parts {
 				parts[i].isJSON = false
 			}
-			if pl.body, err = buildMultipart(parts, params["boundary"], &v); err != nil {
+			if pl.body, err = buildMultipart(parts, mtParams["boundary"], &ps); err != nil {
 				return err
 			}
 		}
@@ -97,7 +97,7 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 // hasKT reports whether playManifest sees a kt URL token: a path pair (the
 // path read as key/value pairs after dropping trailing slashes and a final
 // file name) or a query parameter named kt.
-func hasKT(segs []string, qtoks []token) bool {
+func hasKT(segs []string, qtoks []queryPair) bool {
 	n := len(segs)
 	for n > 0 && segs[n-1] == "" {
 		n--
