@@ -1,3 +1,7 @@
+// The errors of the package: a request the proxy refuses (RequestError), a
+// session it could not mint (SessionError, sorted by ErrorKind), and the
+// KalturaAPIException in a Kaltura answer (APIError, ParseAPIError).
+
 package kaltura
 
 import (
@@ -15,8 +19,10 @@ type RequestError struct {
 	Msg    string
 }
 
+// Error returns the message, which is safe to show to the client.
 func (e *RequestError) Error() string { return e.Msg }
 
+// badRequest is a RequestError with code BAD_REQUEST and status 400.
 func badRequest(format string, a ...any) *RequestError {
 	return &RequestError{Code: "BAD_REQUEST", Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, a...)}
 }
@@ -35,6 +41,7 @@ const (
 	KindRejected
 )
 
+// String names the kind in logs and metrics.
 func (k ErrorKind) String() string {
 	switch k {
 	case KindUnavailable:
@@ -57,6 +64,7 @@ type SessionError struct {
 	Err    error
 }
 
+// Error describes the failure, with its hint.
 func (e *SessionError) Error() string {
 	msg := "kaltura " + e.Action + " failed: " + e.Code
 	if e.Err != nil {
@@ -68,6 +76,7 @@ func (e *SessionError) Error() string {
 	return msg
 }
 
+// Unwrap returns the underlying error.
 func (e *SessionError) Unwrap() error { return e.Err }
 
 // Temporary reports whether a retry may succeed without a config change.
@@ -80,6 +89,7 @@ type APIError struct {
 	Args    map[string]string
 }
 
+// Error returns the code and the message.
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
 
 // ParseAPIError returns the KalturaAPIException in a JSON body, or nil when
@@ -115,6 +125,8 @@ func ParseAPIError(body []byte) *APIError {
 	return out
 }
 
+// looseString returns a decoded JSON scalar as text: a number in plain
+// decimal, null as "".
 func looseString(v any) string {
 	switch t := v.(type) {
 	case string:

@@ -1,3 +1,6 @@
+// JSON string literals: decoding member names and values (without
+// allocating where it can), and quoting a string.
+
 package kaltura
 
 import (
@@ -19,6 +22,7 @@ func memberName(lit []byte) string {
 	return decodeJSONString(lit)
 }
 
+// commonNames maps the names memberName finds in a table to themselves.
 var commonNames = func() map[string]string {
 	m := map[string]string{}
 	for _, s := range []string{"service", "action", "ks", "format", "callback", "clientTag", "apiVersion", "partnerId",
@@ -73,6 +77,8 @@ func numberStart(v []byte) bool {
 	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
 }
 
+// decodeJSONString returns the string a JSON string literal stands for
+// (its inside as it is when it has no escapes, or cannot be decoded).
 func decodeJSONString(lit []byte) string {
 	for _, c := range lit {
 		if c == '\\' {

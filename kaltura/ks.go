@@ -1,3 +1,7 @@
+// The KS as a string: its two base64 alphabets, the spellings it takes in
+// a query, a path and a JSON string (KSForms), and its fingerprint for
+// logs (Fingerprint, Redact).
+
 package kaltura
 
 import (
@@ -67,6 +71,7 @@ func urlSafe(ks string) bool {
 	return strings.IndexByte(ks, '+') < 0 && strings.IndexByte(ks, '/') < 0
 }
 
+// urlSafeReplacer turns the standard base64 alphabet into the URL-safe one.
 var urlSafeReplacer = strings.NewReplacer("+", "-", "/", "_")
 
 // queryLiteral marks (1) the bytes a query value carries as they are.
@@ -102,7 +107,8 @@ var pathLiteral = func() (t [256]uint8) {
 }()
 
 // allIn reports whether t marks every byte of s, eight bytes per step: a
-// KS is a few hundred bytes, checked on every request.
+// KS is a few hundred bytes, checked on every request. TestAllIn checks it
+// against a byte loop.
 func allIn(t *[256]uint8, s string) bool {
 	for len(s) >= 8 {
 		if t[s[0]]&t[s[1]]&t[s[2]]&t[s[3]]&t[s[4]]&t[s[5]]&t[s[6]]&t[s[7]] == 0 {
@@ -142,18 +148,20 @@ func Redact(s, ks string) string {
 	return s
 }
 
+// sameKS reports whether a and b are one KS, in either alphabet.
 func sameKS(a, b string) bool {
 	return a == b || URLSafeKS(a) == URLSafeKS(b)
 }
 
-// ksSpellings are the spellings of ks that may appear in a response.
+// ksSpellings returns the spellings of ks that may appear in a response:
+// as it is, URL-safe, and with JSON-escaped slashes.
 func ksSpellings(ks string) []string {
-	forms := []string{ks}
+	spellings := []string{ks}
 	if u := URLSafeKS(ks); u != ks {
-		forms = append(forms, u)
+		spellings = append(spellings, u)
 	}
 	if strings.Contains(ks, "/") {
-		forms = append(forms, strings.ReplaceAll(ks, "/", `\/`))
+		spellings = append(spellings, strings.ReplaceAll(ks, "/", `\/`))
 	}
-	return forms
+	return spellings
 }

@@ -1,3 +1,6 @@
+// Escaped URL paths: the normalization a web server would apply, and
+// splitting into segments.
+
 package kaltura
 
 import (

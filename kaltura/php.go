@@ -1,3 +1,8 @@
+// PHP's rules for request parameters, which Kaltura's server runs on:
+// which names register which variables, how names nest ("1:ks", "1[ks]"),
+// decoding (urldecode, rawurldecode), and which strings are numbers or
+// array indexes.
+
 package kaltura
 
 import (
@@ -22,6 +27,7 @@ func simpleName(raw string) bool {
 	return true
 }
 
+// nameStart and nameByte mark the bytes simpleName allows first and after.
 var nameStart, nameByte = func() (start, rest [256]bool) {
 	for c := 0; c < 256; c++ {
 		start[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
@@ -138,7 +144,7 @@ func phpNumeric(s string) bool {
 }
 
 // phpQueryUnescape decodes the name (or, with name false, the value) of a
-// raw query token like PHP's urldecode: '+' is a space, invalid escapes stay.
+// raw query pair like PHP's urldecode: '+' is a space, invalid escapes stay.
 func phpQueryUnescape(raw string, name bool) string {
 	k, v, _ := strings.Cut(raw, "=")
 	if !name {
@@ -168,10 +174,12 @@ func lenientUnescape(s string) string {
 	return b.String()
 }
 
+// ishex reports whether c is a hexadecimal digit.
 func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
+// unhex returns the value of the hexadecimal digit c.
 func unhex(c byte) byte {
 	switch {
 	case c <= '9':

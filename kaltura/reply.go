@@ -1,3 +1,6 @@
+// Writing the answers the proxy gives in Kaltura's own format: an
+// api_v3 error (WriteAPIError, APIErrorBody) and a void result (WriteVoid).
+
 package kaltura
 
 import (
@@ -89,6 +92,8 @@ func APIErrorBody(format, callback string, subRequests int, code, message string
 	return b.Bytes()
 }
 
+// jsonError renders one KalturaAPIException as JSON, slashes escaped as
+// PHP's json_encode escapes them.
 func jsonError(code, message string) []byte {
 	c, _ := json.Marshal(code)
 	m, _ := json.Marshal(message)

@@ -1,3 +1,7 @@
+// The session client: minting a user KS through the appToken flow
+// (startWidgetSession, then appToken.startSession with the token's hash),
+// and checking that Kaltura granted what was asked.
+
 package kaltura
 
 import (
@@ -84,6 +88,7 @@ type Client struct {
 	widgetCall  *widgetCall
 }
 
+// widgetCall is a widget KS fetch that concurrent callers wait for.
 type widgetCall struct {
 	done chan struct{}
 	ks   string
@@ -152,6 +157,7 @@ func (c *Client) StartSession(ctx context.Context, req SessionRequest) (Session,
 	}
 }
 
+// dropWidget forgets the widget KS ks, unless another has replaced it.
 func (c *Client) dropWidget(ks string) {
 	c.mu.Lock()
 	if c.widgetKS == ks {
@@ -184,6 +190,8 @@ func (c *Client) widgetSession(ctx context.Context) (string, error) {
 	}
 }
 
+// fetchWidget runs call: startWidgetSession, then the KS is kept until
+// its lifetime less the margin.
 func (c *Client) fetchWidget(call *widgetCall) {
 	// The fetch is shared, so it must not die with the first caller's
 	// request; it is bounded by the HTTP client's timeout instead.
@@ -218,6 +226,8 @@ func (c *Client) fetchWidget(call *widgetCall) {
 	close(call.done)
 }
 
+// appTokenSession calls appToken.startSession with the widget KS wks and
+// checks that the session is the one asked for.
 func (c *Client) appTokenSession(ctx context.Context, wks string, req SessionRequest) (Session, error) {
 	th, err := TokenHash(wks, c.cfg.Token, c.cfg.HashType)
 	if err != nil {
@@ -291,6 +301,7 @@ func missingPrivileges(requested, got string) string {
 	return ""
 }
 
+// codeHints are the likely causes of Kaltura's error codes, for the log.
 var codeHints = map[string]string{
 	"INVALID_APP_TOKEN_HASH":     "check hash_type: it must match the app token's hashType (Kaltura's default is SHA1), and check app_token",
 	"APP_TOKEN_ID_NOT_FOUND":     "check app_token_id and partner_id: the app token does not exist, was deleted, or belongs to another partner",
@@ -303,12 +314,15 @@ var codeHints = map[string]string{
 	"SERVICE_FORBIDDEN":          "the widget session may not call appToken.startSession for this partner",
 }
 
+// configErrorCodes are the Kaltura error codes that only a configuration
+// change can fix (KindConfig).
 var configErrorCodes = map[string]bool{
 	"INVALID_APP_TOKEN_HASH": true, "APP_TOKEN_ID_NOT_FOUND": true, "APP_TOKEN_NOT_ACTIVE": true,
 	"APP_TOKEN_EXPIRED": true, "INVALID_WIDGET_ID": true, "START_WIDGET_SESSION_ERROR": true,
 	"INVALID_ENUM_VALUE": true, "SERVICE_FORBIDDEN": true, "MISSING_KS": true,
 }
 
+// sessionError builds the SessionError of a failed session call.
 func (c *Client) sessionError(action string, kind ErrorKind, code string, err error, hint string) *SessionError {
 	return &SessionError{Kind: kind, Action: action, Code: code, Err: err, Hint: hint}
 }
@@ -371,6 +385,7 @@ func (c *Client) call(ctx context.Context, service, action string, args map[stri
 	return nil
 }
 
+// redactErr returns err with ks redacted from its message.
 func redactErr(err error, ks string) error {
 	if ks == "" || !strings.Contains(err.Error(), ks) {
 		return err
@@ -378,6 +393,7 @@ func redactErr(err error, ks string) error {
 	return errors.New(Redact(err.Error(), ks))
 }
 
+// redactAPIError redacts ks from e's message and arguments.
 func redactAPIError(e *APIError, ks string) {
 	e.Message = Redact(e.Message, ks)
 	for k, v := range e.Args {
