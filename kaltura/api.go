@@ -1,7 +1,10 @@
+// Reading an api_v3 call (/api_v3/…, /api/…): which call it is, where the
+// server reads its parameters (path pairs beat the query, the query beats
+// the body), and the plan that leaves every client KS out.
+
 package kaltura
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 )
@@ -10,9 +13,10 @@ import (
 // no body, no parameters in the path, a query whose names are all simple
 // (simpleName) with at most one ks among them, and no multirequest. It
 // reports false, having changed nothing, for any other request, which
-// prepareAPI then reads.
+// prepareAPI then reads. TestQueryOnlyLikePrepareAPI and FuzzQueryOnly check
+// that it plans exactly what prepareAPI plans.
 func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+	if hasBody(r) {
 		return false
 	}
 	switch ep[apiPrefixLen(ep):] {
@@ -21,15 +25,15 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 		return false
 	}
 	raw := r.URL.RawQuery
-	// The merged view's tokens (the last of each name wins), the ks token's
-	// offset and the number of tokens.
+	// The pairs params would keep (the last of each name wins), the ks
+	// pair's offset and the number of pairs.
 	var service, action, format, callback string
 	ks, n := -1, 0
 	for i := 0; i < len(raw); n++ {
 		t := raw[i:]
 		if j := strings.IndexByte(t, '&'); j >= 0 {
 			if j == len(t)-1 {
-				return false // an empty last token
+				return false // an empty last pair
 			}
 			t = t[:j]
 		}
@@ -65,7 +69,6 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 	if pl.untouchedCall() {
 		return true
 	}
-	// As queryWithoutKS cuts the one client KS.
 	pl.Disposition = Inject
 	pl.query, pl.queryEdit, pl.queryAddKS = raw, true, true
 	if ks >= 0 {
@@ -73,30 +76,29 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 		if j := strings.IndexByte(raw[ks:], '&'); j >= 0 {
 			end = ks + j
 		}
-		switch {
-		case n == 1:
-			pl.cutFrom, pl.cutTo = 0, len(raw)
-		case ks == 0:
-			pl.cutFrom, pl.cutTo = 0, end+1 // the token and the '&' after it
-		default:
-			pl.cutFrom, pl.cutTo = ks-1, end // the '&' before the token, and the token
-		}
+		pl.cutFrom, pl.cutTo = pairCut(raw, ks, end, n)
 	}
 	return true
 }
 
-func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error) {
+// prepareAPI reads an api_v3 call in three steps: it collects the
+// parameters from the path, the query and (where the server reads it) the
+// body; decideAPI names the call and decides what to do with it; then it
+// plans the path, the query and the body without the client KSs that
+// would beat the proxy's.
+func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) error {
 	var ps params
-	jsonClient := false
+	var body paramBody
 	// The answer's format, also for a request refused half way: Kaltura's
 	// merged format, or JSON for a client that sent a JSON body.
 	defer func() {
 		pl.Format, pl.Callback = ps.format.v, ps.callback.v
-		if pl.Format == "" && jsonClient {
+		if pl.Format == "" && body.sentJSON {
 			pl.Format = "1"
 		}
+		body.free()
 	}()
-	// Path key/value pairs.
+
 	pre := apiPrefixLen(ep)
 	var segBuf [16]string
 	var segs []string
@@ -107,157 +109,94 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) (err error
 	for j := 0; j+1 < stop; j += 2 {
 		ps.noteRaw(lenientUnescape(segs[live[j]]), lenientUnescape(segs[live[j+1]]), srcPath)
 	}
-	// Query tokens.
-	var qbuf [16]queryPair
-	qtoks := splitPairs(qbuf[:0], r.URL.RawQuery)
-	for _, t := range qtoks {
-		switch {
-		case t.simple:
-			ps.noteTop(t.name, t.value, srcQuery) // what note does for such a name
-		case t.name != "":
-			ps.note(t.name, t.value, srcQuery)
-		}
-	}
-	// The body, where the server may read parameters from it.
-	var (
-		jsonDoc  []byte
-		jsonMs   []member
-		subMs    []subMembers
-		formToks []queryPair
-		mpParts  []mpPart
-		mpBound  string
-	)
-	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
-	if hasBody {
-		ct := r.Header.Get("Content-Type")
-		mt, mtParams := bodyType(ct)
-		switch {
-		case mt == "application/json":
-			jsonClient = true
-			b, err := readBody(r, maxBody)
-			if err != nil {
-				return err
-			}
-			pl.bodyRead = b
-			if len(bytes.TrimSpace(b)) > 0 {
-				jsonDoc = b
-				sc := scanScratches.Get().(*scanScratch)
-				defer sc.free()
-				// Top-level members in the first third of the array, the
-				// sub-requests' in the rest; either grows on its own if it
-				// must.
-				third := len(sc.members) / 3
-				jsonMs, subMs, err = scanJSONParamsInto(b, sc.members[:0:third], sc.members[third:third], sc.subs[:0])
-				if err != nil {
-					return err
-				}
-				if strings.EqualFold(ct, "application/json") { // the server reads the body only then
-					noteJSON(&ps, b, jsonMs, subMs)
-				}
-			}
-		case mt == "application/x-www-form-urlencoded":
-			b, err := readBody(r, maxBody)
-			if err != nil {
-				return err
-			}
-			pl.bodyRead = b
-			formToks = splitPairs(nil, string(b))
-			for _, t := range formToks {
-				if t.name != "" {
-					ps.note(t.name, t.value, srcBody)
-				}
-			}
-		case mt == "multipart/form-data":
-			// A single call takes its KS from the query, which beats any
-			// multipart field: stream the body (an upload) untouched. Only
-			// a multirequest, or a call whose identity (service or action:
-			// it could be a session.end) is in the body, needs the body
-			// parsed.
-			if ps.service.src != 0 && ps.action.src != 0 && ps.service.v != "multirequest" {
-				break
-			}
-			b, err := readBody(r, maxBody)
-			if err != nil {
-				return err
-			}
-			pl.bodyRead = b
-			mpBound = mtParams["boundary"]
-			mpParts, err = parseMultipart(b, mpBound)
-			if err != nil {
-				return err
-			}
-			noteMultipart(&ps, mpParts)
+	var queryBuf [16]queryPair
+	query := splitPairs(queryBuf[:0], r.URL.RawQuery)
+	ps.noteQuery(query)
+	if hasBody(r) {
+		if err := pl.readAPIBody(r, maxBody, &ps, &body); err != nil {
+			return err
 		}
 	}
 
+	if done, err := pl.decideAPI(&ps); done {
+		return err
+	}
+
+	if len(segs) > 0 {
+		pl.dropPathKS(ep[:pre], segs, live, &ps)
+	}
+	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, query, &ps)
+	pl.queryEdit, pl.queryAddKS = true, true
+	var err error
+	pl.body, err = body.withoutKS(&ps)
+	return err
+}
+
+// readAPIBody reads the body of an api_v3 call where the server reads
+// parameters from it, and notes them in ps.
+func (pl *Plan) readAPIBody(r *http.Request, maxBody int64, ps *params, body *paramBody) error {
+	ct := r.Header.Get("Content-Type")
+	mt, mtParams := bodyType(ct)
+	switch mt {
+	case "application/json":
+		body.sentJSON = true
+		if err := pl.readJSON(r, maxBody, body); err != nil {
+			return err
+		}
+		if body.kind == jsonBody && strings.EqualFold(ct, "application/json") { // the server reads the body only then
+			noteJSON(ps, body.raw, body.json, body.jsonSubs)
+		}
+	case "application/x-www-form-urlencoded":
+		if err := pl.readForm(r, maxBody, body); err != nil {
+			return err
+		}
+		for _, p := range body.form {
+			if p.name != "" {
+				ps.note(p.name, p.value, srcBody)
+			}
+		}
+	case "multipart/form-data":
+		// A single call takes its KS from the query, which beats any
+		// multipart field: stream the body (an upload) untouched. Only
+		// a multirequest, or a call whose identity (service or action:
+		// it could be a session.end) is in the body, needs the body
+		// parsed.
+		if ps.service.src != 0 && ps.action.src != 0 && ps.service.v != "multirequest" {
+			return nil
+		}
+		if err := pl.readMultipart(r, maxBody, mtParams["boundary"], body); err != nil {
+			return err
+		}
+		noteMultipart(ps, body.parts)
+	}
+	return nil
+}
+
+// decideAPI names the call from the merged parameters and decides what the
+// proxy does with it. It reports done when there is nothing left to plan:
+// the call is refused (err), forwarded untouched, or answered by the
+// sidecar.
+func (pl *Plan) decideAPI(ps *params) (done bool, err error) {
 	pl.Service = strings.ToLower(ps.service.v)
 	pl.Action = strings.ToLower(ps.action.v)
 	pl.Multirequest = ps.service.v == "multirequest"
 	if ps.nsubs > MaxSubRequests {
-		return badRequest("more than %d sub-requests", MaxSubRequests)
+		return true, badRequest("more than %d sub-requests", MaxSubRequests)
 	}
 	if pl.Multirequest {
 		if ps.badIndex != "" {
-			return badRequest("multirequest parameter %q: sub-request indexes must be plain integers (0, 1, 2, …)", ps.badIndex)
+			return true, badRequest("multirequest parameter %q: sub-request indexes must be plain integers (0, 1, 2, …)", ps.badIndex)
 		}
 		pl.SubRequests = ps.executed()
-		ends := false
-		ps.eachSub(func(_ int, s *subRequest) {
-			ends = ends || strings.EqualFold(s.service.v, "session") && strings.EqualFold(s.action.v, "end")
-		})
-		if ends {
-			return &RequestError{Code: "UNSUPPORTED", Status: http.StatusBadRequest,
+		if ps.endsSession() {
+			return true, &RequestError{Code: "UNSUPPORTED", Status: http.StatusBadRequest,
 				Msg: "session.end inside a multirequest is not supported by the KS proxy: send it as a single call"}
 		}
 	} else if pl.untouchedCall() {
-		return nil
+		return true, nil
 	}
 	pl.Disposition = Inject
-
-	// Path: drop every ks pair (path beats query, so a client KS there would
-	// win), and a trailing ks key without a value (Kaltura reads it as null,
-	// which would unset our query KS). Pairs past the stop key are dropped
-	// too: it does no harm.
-	if len(segs) > 0 {
-		drop := make([]bool, len(segs))
-		for j := 0; j < len(live); j += 2 {
-			if sub, ok := ksParam(lenientUnescape(segs[live[j]])); ok && !ps.keepKS(sub) {
-				drop[live[j]] = true
-				if j+1 < len(live) {
-					drop[live[j+1]] = true
-				}
-				pl.pathEdited = true
-			}
-		}
-		if pl.pathEdited {
-			kept := make([]string, 0, len(segs))
-			for i, sg := range segs {
-				if !drop[i] {
-					kept = append(kept, sg)
-				}
-			}
-			pl.path = ep[:pre] + strings.Join(kept, "/")
-		}
-	}
-	// Query: drop client KS tokens, add ours as the top-level ks.
-	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, qtoks, &ps)
-	pl.queryEdit, pl.queryAddKS = true, true
-	// Body.
-	switch {
-	case jsonDoc != nil:
-		pl.body = jsonPieces(jsonDoc, jsonMs, subMs, &ps)
-	case formToks != nil:
-		if nb := dropKSPairs(string(pl.bodyRead), formToks, &ps); nb != string(pl.bodyRead) {
-			pl.body = [][]byte{[]byte(nb)}
-		}
-	case mpParts != nil:
-		b, err := buildMultipart(mpParts, mpBound, &ps)
-		if err != nil {
-			return err
-		}
-		pl.body = b
-	}
-	return nil
+	return false, nil
 }
 
 // untouchedCall sets the disposition of a single call that gets no KS:
@@ -275,6 +214,37 @@ func (pl *Plan) untouchedCall() bool {
 	return false
 }
 
+// dropPathKS plans the api_v3 path (prefix, then segs) without its ks
+// pairs: the path beats the query, so a client KS there would win. A
+// trailing ks key without a value goes too (Kaltura reads it as null,
+// which would unset the query KS), and so do ks pairs past the stop key:
+// it does no harm. live is apiPathPairs'.
+func (pl *Plan) dropPathKS(prefix string, segs []string, live []int, ps *params) {
+	drop := make([]bool, len(segs))
+	for j := 0; j < len(live); j += 2 {
+		if sub, ok := ksParam(lenientUnescape(segs[live[j]])); ok && !ps.keepKS(sub) {
+			drop[live[j]] = true
+			if j+1 < len(live) {
+				drop[live[j+1]] = true
+			}
+			pl.pathEdited = true
+		}
+	}
+	if !pl.pathEdited {
+		return
+	}
+	kept := make([]string, 0, len(segs))
+	for i, sg := range segs {
+		if !drop[i] {
+			kept = append(kept, sg)
+		}
+	}
+	pl.path = prefix + strings.Join(kept, "/")
+}
+
+// apiPrefixLen returns the length of the api_v3 prefix of an escaped path
+// (the segments after it may be parameters), or len(p) when there is none
+// to strip.
 func apiPrefixLen(p string) int {
 	for _, pre := range []string{"/api_v3/index.php/", "/api_v3/", "/api/"} {
 		if strings.HasPrefix(p, pre) {

@@ -1,3 +1,7 @@
+// Request bodies: reading one whole (within a limit), putting it back,
+// the bodies whose parameters Prepare reads (paramBody), and the bodies
+// Apply writes (pieces joined by the KS).
+
 package kaltura
 
 import (
@@ -8,6 +12,12 @@ import (
 	"strconv"
 	"strings"
 )
+
+// hasBody reports whether r may have a body: one that is not known to be
+// empty.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
 
 // bodyType returns the media type of a request body and its parameters.
 // PHP fills $_POST for a form or multipart body by matching the Content-Type
@@ -32,8 +42,7 @@ func bodyType(ct string) (string, map[string]string) {
 	return mt, mtParams
 }
 
-// readBody reads r's body up to max bytes; Prepare puts it back (keepBody)
-// when Apply does not replace it.
+// readBody reads r's body whole, refusing one longer than max bytes.
 func readBody(r *http.Request, max int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -69,12 +78,102 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 	return b, nil
 }
 
+// consumeBody reads r's body (readBody) and keeps what it read in the plan:
+// Prepare puts it back, or Apply replaces it.
+func (pl *Plan) consumeBody(r *http.Request, maxBody int64) ([]byte, error) {
+	b, err := readBody(r, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	pl.bodyRead = b
+	return b, nil
+}
+
+// paramBody is a request body Prepare read for the parameters in it (a
+// JSON object, a form or a multipart form), split where the parameters
+// are, so that withoutKS can leave the client KSs out once the call is
+// known.
+type paramBody struct {
+	kind     uint8  // jsonBody, formBody, multipartBody; 0: none read
+	raw      []byte // the body as read
+	sentJSON bool   // the Content-Type was JSON (even if reading failed)
+
+	json     []member     // jsonBody: the top-level members
+	jsonSubs []subMembers // jsonBody: the sub-requests' members
+	scratch  *scanScratch // jsonBody: where json and jsonSubs live, until free
+
+	form []queryPair // formBody
+
+	parts    []mpPart // multipartBody
+	boundary string
+}
+
+// The kinds of paramBody.
+const (
+	jsonBody uint8 = iota + 1
+	formBody
+	multipartBody
+)
+
+// readForm reads a form body into body.
+func (pl *Plan) readForm(r *http.Request, maxBody int64, body *paramBody) error {
+	b, err := pl.consumeBody(r, maxBody)
+	if err != nil {
+		return err
+	}
+	body.kind, body.raw, body.form = formBody, b, splitPairs(nil, string(b))
+	return nil
+}
+
+// readMultipart reads a multipart body into body.
+func (pl *Plan) readMultipart(r *http.Request, maxBody int64, boundary string, body *paramBody) error {
+	b, err := pl.consumeBody(r, maxBody)
+	if err != nil {
+		return err
+	}
+	parts, err := parseMultipart(b, boundary)
+	if err != nil {
+		return err
+	}
+	body.kind, body.raw, body.parts, body.boundary = multipartBody, b, parts, boundary
+	return nil
+}
+
+// withoutKS returns the body without the client KSs ps does not keep, as
+// pieces for Apply to join with the KS (a JSON body's KS values are
+// replaced; form and multipart KS fields leave), or nil when the body goes
+// as sent.
+func (body *paramBody) withoutKS(ps *params) ([][]byte, error) {
+	switch body.kind {
+	case jsonBody:
+		return jsonPieces(body.raw, body.json, body.jsonSubs, ps), nil
+	case formBody:
+		if nb := dropKSPairs(string(body.raw), body.form, ps); nb != string(body.raw) {
+			return [][]byte{[]byte(nb)}, nil
+		}
+	case multipartBody:
+		if body.parts != nil { // no parts, no KS: the body goes as sent
+			return buildMultipart(body.parts, body.boundary, ps)
+		}
+	}
+	return nil, nil
+}
+
+// free returns the JSON scratch space, if any, for reuse.
+func (body *paramBody) free() {
+	if body.scratch != nil {
+		body.scratch.free()
+		body.scratch = nil
+	}
+}
+
 // keepBody makes b, a body already read, the body of r (and of its copies).
 func keepBody(r *http.Request, b []byte) {
 	r.Body = &bytesBody{b: b}
 	r.GetBody = func() (io.ReadCloser, error) { return &bytesBody{b: b}, nil }
 }
 
+// setBody makes b the body of r, with its length.
 func setBody(r *http.Request, b []byte) {
 	keepBody(r, b)
 	r.ContentLength = int64(len(b))
@@ -88,6 +187,7 @@ type bytesBody struct {
 	off int
 }
 
+// Read implements io.Reader.
 func (bb *bytesBody) Read(p []byte) (int, error) {
 	if bb.off >= len(bb.b) {
 		return 0, io.EOF
@@ -97,6 +197,7 @@ func (bb *bytesBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Close implements io.Closer.
 func (bb *bytesBody) Close() error { return nil }
 
 // setPiecesBody sets the body to pieces joined by sep's parts, without
@@ -148,6 +249,7 @@ func (pr *piecesReader) segment() ([]byte, bool) {
 	return pr.sep[k-1], true
 }
 
+// Read implements io.Reader.
 func (pr *piecesReader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
@@ -169,4 +271,5 @@ func (pr *piecesReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Close implements io.Closer.
 func (pr *piecesReader) Close() error { return nil }

@@ -1,3 +1,8 @@
+// Multipart form bodies, parsed only where they matter (a multirequest, a
+// call named in its body, an asset POST): the fields as PHP reads them, a
+// "json" field as Kaltura reads it, and the body rebuilt without client
+// KSs.
+
 package kaltura
 
 import (
@@ -11,16 +16,19 @@ import (
 	"unicode/utf8"
 )
 
+// mpPart is one part of a multipart body.
 type mpPart struct {
 	header textproto.MIMEHeader
-	name   string
-	file   bool
+	name   string // the field name, as PHP reads it
+	file   bool   // a file upload (filename= given), not a field
 	data   []byte
-	jsonMs []member
-	subMs  []subMembers
-	isJSON bool
+	isJSON bool         // the "json" field, scanned: jsonMs and subMs are its members
+	jsonMs []member     // offsets into data
+	subMs  []subMembers // offsets into data
 }
 
+// parseMultipart splits a multipart body into its parts. It refuses a
+// "json" field the proxy could not place every KS in.
 func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
 	if boundary == "" {
 		return nil, badRequest("multipart body without a boundary")
@@ -53,39 +61,51 @@ func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
 			mp.name = phpName(cdp["name"])
 		}
 		if !mp.file && phpVarBase(mp.name) == "json" {
-			// $_POST['json']: the last such field, decoded by json_decode
-			// (which takes any valid UTF-8 JSON). Refuse what PHP would
-			// decode but the scanner cannot place every KS in.
+			// $_POST['json']: the last such field, decoded by json_decode.
 			if jsonParts++; jsonParts > 1 || mp.name != "json" {
 				return nil, badRequest("multipart body with more than one json field, or one named %q", mp.name)
 			}
-			t := bytes.TrimSpace(data)
-			ms, subs, err := scanJSONParams(t)
-			if err != nil && json.Valid(t) && utf8.Valid(t) {
-				return nil, badRequest("multipart json field: %s", err.Error())
-			}
-			if err == nil {
-				off := len(data) - len(bytes.TrimLeft(data, " \t\r\n"))
-				for i := range ms {
-					ms[i].valStart += off
-					ms[i].valEnd += off
-				}
-				for _, s := range subs {
-					for i := range s.ms {
-						s.ms[i].valStart += off
-						s.ms[i].valEnd += off
-					}
-				}
-				mp.isJSON, mp.jsonMs, mp.subMs = true, ms, subs
+			if err := mp.scanJSON(); err != nil {
+				return nil, err
 			}
 		}
 		parts = append(parts, mp)
 	}
 }
 
+// scanJSON scans the "json" field mp. json_decode takes any valid UTF-8
+// JSON: what it would decode but the scanner cannot place every KS in is
+// refused; what it would not decode stays a plain field (isJSON false).
+func (mp *mpPart) scanJSON() error {
+	t := bytes.TrimSpace(mp.data)
+	ms, subs, err := scanJSONParams(t)
+	if err != nil && json.Valid(t) && utf8.Valid(t) {
+		return badRequest("multipart json field: %s", err.Error())
+	}
+	if err != nil {
+		return nil
+	}
+	// The offsets are into t: make them offsets into data.
+	off := len(mp.data) - len(bytes.TrimLeft(mp.data, " \t\r\n"))
+	for i := range ms {
+		ms[i].valStart += off
+		ms[i].valEnd += off
+	}
+	for _, s := range subs {
+		for i := range s.ms {
+			s.ms[i].valStart += off
+			s.ms[i].valEnd += off
+		}
+	}
+	mp.isJSON, mp.jsonMs, mp.subMs = true, ms, subs
+	return nil
+}
+
+// noteMultipart records the fields of parts in ps: a scanned json field
+// alone, as it replaces every other text field, else every text field.
 func noteMultipart(ps *params, parts []mpPart) {
 	for _, p := range parts {
-		if p.isJSON { // a decodable json part replaces every other text field
+		if p.isJSON {
 			noteJSON(ps, p.data, p.jsonMs, p.subMs)
 			return
 		}
@@ -97,6 +117,9 @@ func noteMultipart(ps *params, parts []mpPart) {
 	}
 }
 
+// buildMultipart writes parts again with the same boundary, without the KS
+// fields ps does not keep, and with a scanned json field's KS values left
+// out: Apply joins the pieces with the KS.
 func buildMultipart(parts []mpPart, boundary string, ps *params) ([][]byte, error) {
 	pw := &pieceWriter{pieces: [][]byte{nil}}
 	mw := multipart.NewWriter(pw)
@@ -134,10 +157,12 @@ func buildMultipart(parts []mpPart, boundary string, ps *params) ([][]byte, erro
 // Apply puts the KS.
 type pieceWriter struct{ pieces [][]byte }
 
+// Write appends p to the current piece.
 func (w *pieceWriter) Write(p []byte) (int, error) {
 	last := &w.pieces[len(w.pieces)-1]
 	*last = append(*last, p...)
 	return len(p), nil
 }
 
+// hole ends the current piece: the KS goes here.
 func (w *pieceWriter) hole() { w.pieces = append(w.pieces, nil) }

@@ -1,16 +1,25 @@
+// The merged parameter view: the few parameters that tell which call a
+// request makes (service, action, format, callback, and each sub-request's
+// service and action), as the server reads them from the path, the query
+// and the body, and which parameter names carry a KS.
+
 package kaltura
 
 import "strings"
 
+// Where a parameter was read, in the order of PHP's precedence: a higher
+// source wins.
 const (
 	srcBody = iota + 1
 	srcQuery
 	srcPath
 )
 
+// param is the value a parameter ends up with, where it came from, and how
+// often it was named.
 type param struct {
 	v   string
-	src int
+	src int // srcBody, srcQuery or srcPath; 0: not named
 	n   int // times named, winning or not
 }
 
@@ -23,8 +32,13 @@ func (f *param) set(v string, src int) {
 	}
 }
 
+// subRequest is what params keeps of a multirequest's sub-request.
 type subRequest struct{ service, action param }
 
+// params is the merged view of a request's parameters: what the server
+// reads of them, path over query over body (see param.set). It keeps only
+// the parameters that name the call (tracked); KSs are found by name
+// (ksParam) where they are.
 type params struct {
 	service, action, format, callback param
 	// The sub-requests named so far: the first few inline (no allocation
@@ -40,11 +54,12 @@ type params struct {
 	badIndex string
 }
 
+// inlineSubs is how many sub-requests params keeps without allocating.
 const inlineSubs = 8
 
-// note records a scalar query, form or multipart parameter (a name PHP
-// registers as a variable) in the merged view.
-// tracked reports whether the merged view reads a parameter's value.
+// tracked reports whether params keeps the value of a parameter named
+// first (second: "" for a top-level one, else the name inside sub-request
+// first), so that a reader decodes only the values it will use.
 func tracked(first, second string) bool {
 	switch second {
 	case "":
@@ -55,17 +70,34 @@ func tracked(first, second string) bool {
 	return false
 }
 
+// note records a scalar query, form or multipart parameter (a name PHP
+// registers as a variable).
 func (ps *params) note(name, value string, src int) {
 	first, second := paramName(name)
 	ps.noteSplit(name, first, second, value, src)
 }
 
-// noteRaw records a JSON member or a path pair in the merged view.
+// noteQuery records the pairs of a query.
+func (ps *params) noteQuery(pairs []queryPair) {
+	for _, p := range pairs {
+		switch {
+		case p.simple:
+			ps.noteTop(p.name, p.value, srcQuery) // what note does for such a name
+		case p.name != "":
+			ps.note(p.name, p.value, srcQuery)
+		}
+	}
+}
+
+// noteRaw records a JSON member or a path pair: a name PHP does not
+// register as a variable, split at ':' only (rawParamName).
 func (ps *params) noteRaw(name, value string, src int) {
 	first, second := rawParamName(name)
 	ps.noteSplit(name, first, second, value, src)
 }
 
+// noteSplit records a parameter whose name is already split into its first
+// two elements.
 func (ps *params) noteSplit(name, first, second, value string, src int) {
 	ps.checkIndex(name, first)
 	if second == "" {
@@ -114,7 +146,7 @@ func (ps *params) checkIndex(name, first string) {
 	}
 }
 
-// lookup returns sub-request n's info, or nil.
+// lookup returns sub-request n, or nil when it was not named.
 func (ps *params) lookup(n int) *subRequest {
 	for i := 0; i < ps.nsubs && i < inlineSubs; i++ {
 		if ps.subN[i] == n {
@@ -124,7 +156,7 @@ func (ps *params) lookup(n int) *subRequest {
 	return ps.more[n] // nil map: nil
 }
 
-// sub returns sub-request n's info, adding it.
+// sub returns sub-request n, adding it when it was not named yet.
 func (ps *params) sub(n int) *subRequest {
 	if s := ps.lookup(n); s != nil {
 		return s
@@ -171,7 +203,7 @@ func (ps *params) keepKS(n int) bool {
 }
 
 // executed counts the sub-requests Kaltura would run: from min(1, smallest
-// key) up to the first index without service and action.
+// index) up to the first index that lacks a service or an action.
 func (ps *params) executed() int {
 	if ps.nsubs == 0 {
 		return 0
@@ -192,9 +224,20 @@ func (ps *params) executed() int {
 	}
 }
 
+// endsSession reports whether a sub-request is a session.end.
+func (ps *params) endsSession() bool {
+	ends := false
+	ps.eachSub(func(_ int, s *subRequest) {
+		ends = ends || strings.EqualFold(s.service.v, "session") && strings.EqualFold(s.action.v, "end")
+	})
+	return ends
+}
+
 // ksParam reports whether a parameter name addresses a KS: the top-level
 // "ks" (sub == noSub) or a sub-request's "N:ks". It accepts the name read
 // either way (paramName or rawParamName): removing a KS too many is safe.
+// Its shortcut for simple names is checked against ksParamSplit by
+// TestKSParamShortcut and FuzzSimpleToken.
 func ksParam(name string) (sub int, ok bool) {
 	if simpleName(name) {
 		// Either split leaves a simple name whole, and it is no index.
@@ -206,7 +249,7 @@ func ksParam(name string) (sub int, ok bool) {
 	return ksParamSplit(name)
 }
 
-// ksParamSplit is ksParam for any name.
+// ksParamSplit is ksParam for any name: it splits the name both ways.
 func ksParamSplit(name string) (sub int, ok bool) {
 	for _, split := range []func(string) (string, string){paramName, rawParamName} {
 		first, second := split(name)

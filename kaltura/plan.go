@@ -1,3 +1,7 @@
+// Prepare and the Plan it returns: how a request is classified and what the
+// proxy will do with it. The reading itself is in api.go (api_v3 calls) and
+// widget.go (playManifest and assets); placing the KS is in apply.go.
+
 package kaltura
 
 import (
@@ -21,6 +25,7 @@ const (
 	Asset
 )
 
+// String names the class in logs and metrics.
 func (c Class) String() string {
 	switch c {
 	case API:
@@ -68,12 +73,14 @@ type Plan struct {
 	query      string // raw query, client KS removed but for query[cutFrom:cutTo]
 	cutFrom    int    // query[cutFrom:cutTo] is a client KS (and a '&') to leave out
 	cutTo      int
-	queryEdit  bool // query must be replaced by query (+ ks=<KS> if queryKS)
-	queryAddKS bool
+	queryEdit  bool     // the request's query is to be replaced by query
+	queryAddKS bool     // and ks=<KS> added to it
 	body       [][]byte // nil: body untouched; else pieces joined by the JSON-quoted KS
 	bodyRead   []byte   // the body as read, when Prepare consumed it
 }
 
+// noSub is the sub-request of a top-level parameter: no index Kaltura reads
+// (subIndex takes at most nine characters).
 const noSub = -1 << 31
 
 // Prepare parses r (reading its body when the KS or the call's identity may
@@ -119,17 +126,12 @@ func (pl *Plan) Prepare(r *http.Request, maxBody int64) error {
 // Replayable reports whether r can be sent again after a first attempt:
 // its body, if any, was read (and kept) by Prepare.
 func (pl *Plan) Replayable(r *http.Request) bool {
-	return pl.body != nil || pl.bodyRead != nil || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+	return pl.body != nil || pl.bodyRead != nil || !hasBody(r)
 }
 
-// Classify sorts a request by method and path without reading it.
-func Classify(method, escapedPath string) Class {
-	c, _ := classify(method, escapedPath)
-	return c
-}
-
-// classify is Classify, also returning widgetPath's rest for an extwidget
-// class.
+// classify sorts a request by method and escaped path, without reading it.
+// For PlayManifest and Asset it also returns where the segments after the
+// action start (widgetPath's rest).
 func classify(method, p string) (Class, int) {
 	if method == http.MethodOptions {
 		return PassThrough, 0

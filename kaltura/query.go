@@ -1,95 +1,108 @@
+// Query strings and form bodies: name=value pairs joined by '&', read as
+// PHP reads them, and the query or form without its client KSs.
+
 package kaltura
 
 import "strings"
 
+// queryPair is one name=value pair of a query or a form body.
 type queryPair struct {
-	raw         string
-	name, value string // decoded; value only for names the merged view reads
+	raw         string // as sent, undecoded
+	name, value string // decoded; value only for names params keeps (tracked)
 	sub         int    // with isKS: the sub-request, or noSub
 	isKS        bool   // a top-level or sub-request ks
 	simple      bool   // name is simpleName: a top-level parameter, never a sub-request index
 }
 
-// splitPairs appends the tokens of raw to dst (which may be a caller's
-// stack buffer).
+// splitPairs appends the pairs of raw to dst (which may be a caller's stack
+// buffer).
 func splitPairs(dst []queryPair, raw string) []queryPair {
 	if raw == "" {
 		return dst
 	}
-	toks := dst
+	pairs := dst
 	for raw != "" {
 		var t string
 		t, raw, _ = strings.Cut(raw, "&")
 		if rawName, _, _ := strings.Cut(t, "="); simpleName(rawName) {
-			toks = append(toks, simplePair(t, rawName))
+			pairs = append(pairs, simplePair(t, rawName))
 		} else {
-			toks = append(toks, parsePair(t))
+			pairs = append(pairs, parsePair(t))
 		}
 	}
-	return toks
+	return pairs
 }
 
-// simplePair is parseToken for a token whose raw name is simpleName.
+// simplePair is parsePair for a pair whose raw name is simpleName: nothing
+// to decode, and never a sub-request. TestSimpleTokensMatchTheGeneralParse
+// and FuzzSimpleToken check that it reads what parsePair reads.
 func simplePair(t, rawName string) queryPair {
-	tk := queryPair{raw: t, name: rawName, simple: true}
+	p := queryPair{raw: t, name: rawName, simple: true}
 	if rawName == "ks" {
-		tk.sub, tk.isKS = noSub, true
+		p.sub, p.isKS = noSub, true
 	} else if tracked(rawName, "") {
-		tk.value = phpQueryUnescape(t, false)
+		p.value = phpQueryUnescape(t, false)
 	}
-	return tk
+	return p
 }
 
-// parsePair reads one query or form token as PHP and Kaltura do.
+// parsePair reads one query or form pair as PHP and Kaltura do.
 func parsePair(t string) queryPair {
-	tk := queryPair{raw: t, name: phpName(phpQueryUnescape(t, true))}
-	tk.sub, tk.isKS = ksParam(tk.name)
-	if first, second := paramName(tk.name); !tk.isKS && tracked(first, second) {
-		tk.value = phpQueryUnescape(t, false)
+	p := queryPair{raw: t, name: phpName(phpQueryUnescape(t, true))}
+	p.sub, p.isKS = ksParam(p.name)
+	if first, second := paramName(p.name); !p.isKS && tracked(first, second) {
+		p.value = phpQueryUnescape(t, false)
 	}
-	return tk
+	return p
 }
 
-// dropKSTokens returns raw without the tokens that carry a client KS, every
-// other byte unchanged.
-// queryWithoutKS is dropKSTokens(raw, toks, v) as raw[:from] + raw[to:],
-// without building it, when one token goes and raw is exactly its tokens
-// joined by '&' (the usual query: one client KS, no empty tokens). Otherwise
-// it returns dropKSTokens' result and an empty cut.
-func queryWithoutKS(raw string, toks []queryPair, ps *params) (q string, from, to int) {
+// queryWithoutKS is dropKSPairs(raw, pairs, ps) as raw[:from] + raw[to:],
+// without building it, when one pair goes and raw is exactly its pairs
+// joined by '&' (the usual query: one client KS, no empty pairs). Otherwise
+// it returns dropKSPairs' result and an empty cut. TestQueryWithoutKSMatchesDrop
+// checks it against dropKSPairs.
+func queryWithoutKS(raw string, pairs []queryPair, ps *params) (q string, from, to int) {
 	drop, off, total := -1, 0, 0
-	for i, t := range toks {
-		if t.raw == "" {
-			return dropKSPairs(raw, toks, ps), 0, 0
+	for i, p := range pairs {
+		if p.raw == "" {
+			return dropKSPairs(raw, pairs, ps), 0, 0
 		}
-		if t.isKS && !ps.keepKS(t.sub) {
+		if p.isKS && !ps.keepKS(p.sub) {
 			if drop >= 0 {
-				return dropKSPairs(raw, toks, ps), 0, 0
+				return dropKSPairs(raw, pairs, ps), 0, 0
 			}
 			drop, off = i, total+i // i separators before it
 		}
-		total += len(t.raw)
+		total += len(p.raw)
 	}
 	if drop < 0 {
 		return raw, 0, 0
 	}
-	if total+len(toks)-1 != len(raw) {
-		return dropKSPairs(raw, toks, ps), 0, 0
+	if total+len(pairs)-1 != len(raw) {
+		return dropKSPairs(raw, pairs, ps), 0, 0
 	}
-	end := off + len(toks[drop].raw)
-	switch {
-	case len(toks) == 1:
-		return raw, 0, len(raw)
-	case drop == 0:
-		return raw, 0, end + 1 // the token and the '&' after it
-	}
-	return raw, off - 1, end // the '&' before the token, and the token
+	from, to = pairCut(raw, off, off+len(pairs[drop].raw), len(pairs))
+	return raw, from, to
 }
 
-func dropKSPairs(raw string, toks []queryPair, ps *params) string {
+// pairCut returns what to leave out of raw, a query of n pairs, to remove
+// the pair raw[start:end]: the pair and one '&' next to it.
+func pairCut(raw string, start, end, n int) (from, to int) {
+	switch {
+	case n == 1:
+		return 0, len(raw)
+	case start == 0:
+		return 0, end + 1 // the pair and the '&' after it
+	}
+	return start - 1, end // the '&' before the pair, and the pair
+}
+
+// dropKSPairs returns raw without the pairs that carry a client KS (all
+// but those ps keeps), every other byte unchanged.
+func dropKSPairs(raw string, pairs []queryPair, ps *params) string {
 	drop := false
-	for _, t := range toks {
-		if t.isKS && !ps.keepKS(t.sub) {
+	for _, p := range pairs {
+		if p.isKS && !ps.keepKS(p.sub) {
 			drop = true
 			break
 		}
@@ -99,14 +112,14 @@ func dropKSPairs(raw string, toks []queryPair, ps *params) string {
 	}
 	var b strings.Builder
 	b.Grow(len(raw))
-	for _, t := range toks {
-		if t.isKS && !ps.keepKS(t.sub) {
+	for _, p := range pairs {
+		if p.isKS && !ps.keepKS(p.sub) {
 			continue
 		}
 		if b.Len() > 0 {
 			b.WriteByte('&')
 		}
-		b.WriteString(t.raw)
+		b.WriteString(p.raw)
 	}
 	return b.String()
 }

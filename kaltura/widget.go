@@ -1,3 +1,7 @@
+// Reading an extwidget request (playManifest, thumbnail, download, raw
+// under /p/<pid>/…): where its path puts the action, and the plan that puts
+// the KS into the path as /ks/<KS> and leaves every client KS out.
+
 package kaltura
 
 import (
@@ -5,22 +9,41 @@ import (
 	"strings"
 )
 
-// rest is widgetPath's.
+// prepareWidget plans an extwidget request; rest is where the segments
+// after the action start (widgetPath's). The KS goes into the path; client
+// KSs leave the path, the query and, for an asset POST, a form body.
 func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int64) error {
 	var segBuf [16]string
 	var segs []string
 	if rest < len(ep) {
 		segs = splitPath(segBuf[:0], ep[rest:])
 	}
-	var qbuf [16]queryPair
-	qtoks := splitPairs(qbuf[:0], r.URL.RawQuery)
+	var queryBuf [16]queryPair
+	query := splitPairs(queryBuf[:0], r.URL.RawQuery)
 	// A kt URL token makes playManifest ignore any KS: nothing to inject.
 	// (thumbnail, download and raw have no such rule.) Only a kt Kaltura
 	// surely reads counts: anything else gets the KS injected, which is safe.
-	if pl.Class == PlayManifest && hasKT(segs, qtoks) {
+	if pl.Class == PlayManifest && hasKT(segs, query) {
 		return nil
 	}
 	pl.Disposition = Inject
+	pl.path, pl.pathInsert = widgetPathWithoutKS(ep, rest, segs)
+	var ps params // none kept: every client KS goes
+	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, query, &ps)
+	pl.queryEdit = pl.cutTo > pl.cutFrom || pl.query != r.URL.RawQuery
+	// thumbnail, download and raw read POST before the path: remove a form KS.
+	if pl.Class == Asset && r.Method == http.MethodPost && hasBody(r) {
+		return pl.assetBodyWithoutKS(r, maxBody, &ps)
+	}
+	return nil
+}
+
+// widgetPathWithoutKS returns the extwidget path ep without its ks pairs
+// (segs are its segments from rest on), and where "/ks/<KS>" goes in it:
+// just before a trailing file name (a.m3u8), keeping the key/value
+// pairing, or at the end. TestWidgetPathKeptWhole checks its shortcut for a
+// path without ks pairs against joining the segments again.
+func widgetPathWithoutKS(ep string, rest int, segs []string) (path string, insert int) {
 	var keptBuf [24]string
 	kept := keptBuf[:0]
 	dropped := false
@@ -35,69 +58,51 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 			kept = append(kept, segs[i])
 		}
 	}
-	// "/ks/<KS>" goes just before a trailing file name (a.m3u8), keeping the
-	// key/value pairing, or at the end.
-	base := strings.TrimSuffix(ep[:min(rest, len(ep))], "/")
 	if !dropped && len(kept) > 0 {
 		// The segments are all kept: joined again, they are ep[rest:], so
 		// the path stays ep.
-		pl.path = ep
-		pl.pathInsert = len(ep)
+		insert = len(ep)
 		if len(kept)%2 == 1 {
-			pl.pathInsert -= len(kept[len(kept)-1]) + 1
+			insert -= len(kept[len(kept)-1]) + 1
 		}
-	} else if len(kept)%2 == 1 {
-		pl.path = base + "/" + strings.Join(kept, "/")
-		pl.pathInsert = len(pl.path) - len(kept[len(kept)-1]) - 1
-	} else {
-		if len(kept) > 0 {
-			base += "/" + strings.Join(kept, "/")
-		}
-		pl.path = base
-		pl.pathInsert = len(base)
+		return ep, insert
 	}
-	var ps params
-	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, qtoks, &ps)
-	pl.queryEdit = pl.cutTo > pl.cutFrom || pl.query != r.URL.RawQuery
-	// thumbnail/download/raw read POST before the path: remove a form KS.
-	if pl.Class == Asset && r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		mt, mtParams := bodyType(r.Header.Get("Content-Type"))
-		switch mt {
-		case "application/x-www-form-urlencoded":
-			b, err := readBody(r, maxBody)
-			if err != nil {
-				return err
-			}
-			pl.bodyRead = b
-			toks := splitPairs(nil, string(b))
-			if nb := dropKSPairs(string(b), toks, &ps); nb != string(b) {
-				pl.body = [][]byte{[]byte(nb)}
-			}
-		case "multipart/form-data":
-			b, err := readBody(r, maxBody)
-			if err != nil {
-				return err
-			}
-			pl.bodyRead = b
-			parts, err := parseMultipart(b, mtParams["boundary"])
-			if err != nil {
-				return err
-			}
-			for i := range parts {
-				parts[i].isJSON = false
-			}
-			if pl.body, err = buildMultipart(parts, mtParams["boundary"], &ps); err != nil {
-				return err
-			}
+	base := strings.TrimSuffix(ep[:min(rest, len(ep))], "/")
+	if len(kept)%2 == 1 {
+		path = base + "/" + strings.Join(kept, "/")
+		return path, len(path) - len(kept[len(kept)-1]) - 1
+	}
+	if len(kept) > 0 {
+		base += "/" + strings.Join(kept, "/")
+	}
+	return base, len(base)
+}
+
+// assetBodyWithoutKS reads the form or multipart body of an asset POST and
+// plans it without its client KS fields. A json field means nothing here.
+func (pl *Plan) assetBodyWithoutKS(r *http.Request, maxBody int64, ps *params) error {
+	var body paramBody
+	var err error
+	switch mt, mtParams := bodyType(r.Header.Get("Content-Type")); mt {
+	case "application/x-www-form-urlencoded":
+		err = pl.readForm(r, maxBody, &body)
+	case "multipart/form-data":
+		err = pl.readMultipart(r, maxBody, mtParams["boundary"], &body)
+		for i := range body.parts {
+			body.parts[i].isJSON = false
 		}
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	pl.body, err = body.withoutKS(ps)
+	return err
 }
 
 // hasKT reports whether playManifest sees a kt URL token: a path pair (the
 // path read as key/value pairs after dropping trailing slashes and a final
 // file name) or a query parameter named kt.
-func hasKT(segs []string, qtoks []queryPair) bool {
+func hasKT(segs []string, query []queryPair) bool {
 	n := len(segs)
 	for n > 0 && segs[n-1] == "" {
 		n--
@@ -107,15 +112,15 @@ func hasKT(segs []string, qtoks []queryPair) bool {
 			return true
 		}
 	}
-	for _, t := range qtoks {
-		if t.simple {
+	for _, p := range query {
+		if p.simple {
 			// PHP registers a simple name as it is.
-			if t.name == "kt" {
+			if p.name == "kt" {
 				return true
 			}
 			continue
 		}
-		if phpVarBase(phpQueryUnescape(t.raw, true)) == "kt" {
+		if phpVarBase(phpQueryUnescape(p.raw, true)) == "kt" {
 			return true
 		}
 	}
@@ -127,7 +132,8 @@ func hasKT(segs []string, qtoks []queryPair) bool {
 // only), and the rewrite targets /index.php/extwidget/<action>/… and
 // /extwidget/<action>/…. It returns the decoded, lowercased action and the
 // offset of the segment after it (len(p)+1 when there is none). Trailing
-// slashes do not count as segments.
+// slashes do not count as segments. TestWidgetPathStopsAtTheAction checks
+// it against splitting the whole path.
 func widgetPath(p string) (action string, rest int, ok bool) {
 	if !strings.HasPrefix(p, "/") {
 		return "", 0, false
@@ -173,6 +179,7 @@ func widgetPath(p string) (action string, rest int, ok bool) {
 	return action, rest, true
 }
 
+// widgetSegs is how many segments widgetPath splits at most.
 const widgetSegs = 7
 
 // lowerAction is strings.ToLower(a), without allocating for the actions
@@ -186,6 +193,7 @@ func lowerAction(a string) string {
 	return strings.ToLower(a)
 }
 
+// isASCII reports whether s has no byte ≥ 0x80.
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
