@@ -122,3 +122,30 @@ func widgetPathFull(p string) (action string, rest int, ok bool) {
 	}
 	return action, rest, true
 }
+
+// TestAssetPostBody: an asset POST loses the KS fields of its form or
+// multipart body (a json field is only a field here), and a multipart body
+// without parts goes as sent.
+func TestAssetPostBody(t *testing.T) {
+	const mpType = "multipart/form-data; boundary=xyz"
+	for _, tc := range []struct{ name, ctype, body, want string }{
+		{"form", "application/x-www-form-urlencoded", "width=100&ks=C&1:ks=D&height=50", "width=100&height=50"},
+		{"form without a KS", "application/x-www-form-urlencoded", "width=100", "width=100"},
+		{"multipart", mpType,
+			"--xyz\r\nContent-Disposition: form-data; name=\"ks\"\r\n\r\nC\r\n" +
+				"--xyz\r\nContent-Disposition: form-data; name=\"json\"\r\n\r\n{\"ks\":\"C\"}\r\n--xyz--\r\n",
+			"--xyz\r\nContent-Disposition: form-data; name=\"json\"\r\n\r\n{\"ks\":\"C\"}\r\n--xyz--\r\n"},
+		{"multipart without parts", mpType, "preamble\r\n--xyz--", "preamble\r\n--xyz--"},
+		{"JSON is not read", "application/json", `{"ks":"C"}`, `{"ks":"C"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pl, r, body := apply(t, "POST", "/p/123/thumbnail/entry_id/1_x", tc.ctype, tc.body, nil)
+			if pl.Disposition != Inject || r.RequestURI != "/p/123/thumbnail/entry_id/1_x/ks/djJ8MTIzfUSER-KS_x==" {
+				t.Fatalf("disposition %d, URI %s", pl.Disposition, r.RequestURI)
+			}
+			if body != tc.want {
+				t.Fatalf("body\n got %q\nwant %q", body, tc.want)
+			}
+		})
+	}
+}
