@@ -1,8 +1,7 @@
-// Reading a JSON request body: one pass that validates it and finds the
-// members of the top-level object and of its sub-request objects, what the
-// server reads of them (noteJSON), and where the KS values are
-// (jsonPieces). objectMembers is the plain reader of one object, also used
-// on responses, and FuzzJSONScan's reference for the one-pass scan.
+// JSON request bodies: one pass that validates a body and finds the members
+// of its top-level and sub-request objects, what the server reads of them
+// (noteJSON), where the KS values are (jsonPieces); and objectMembers, the
+// plain reader of one object (for responses, and the scan's reference).
 
 package kaltura
 
@@ -221,7 +220,8 @@ func duplicateKey(ms []member) string {
 
 // jsonValidator validates a document and, asked to, records the members
 // of its top-level object and of the sub-request objects ("N": {…}) in it,
-// in the same pass. Names are borrowedName's.
+// in the same pass. Names are borrowedName's. FuzzJSONScan checks it
+// against encoding/json and utf8.Valid.
 type jsonValidator struct {
 	b    []byte
 	max  int
