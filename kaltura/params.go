@@ -25,10 +25,10 @@ type param struct {
 
 // set applies PHP's precedence: a higher source wins; within one source the
 // path keeps its first occurrence, query and body their last.
-func (f *param) set(v string, src int) {
-	f.n++
-	if src > f.src || (src == f.src && src != srcPath) {
-		f.v, f.src = v, src
+func (p *param) set(v string, src int) {
+	p.n++
+	if src > p.src || (src == p.src && src != srcPath) {
+		p.v, p.src = v, src
 	}
 }
 
