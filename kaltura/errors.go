@@ -1,135 +1,142 @@
+// The errors of the package: a request the proxy refuses (RequestError), a
+// session it could not mint (SessionError, sorted by ErrorKind), and the
+// KalturaAPIException in a Kaltura answer (APIError, ParseAPIError).
+
 package kaltura
 
 import (
-	"bytes"
 	"encoding/json"
-	"encoding/xml"
+	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 )
 
-// WriteAPIError answers an api_v3 request the way Kaltura answers its own
-// errors: HTTP 200 (the player hangs on anything else), a KalturaAPIException
-// in the requested format (format 1 JSON, 9 JSONP, anything else XML), the
-// X-Kaltura error headers, and CORS headers. For a multirequest, subRequests
-// > 0 gives one error per sub-request.
-func WriteAPIError(w http.ResponseWriter, format, callback string, subRequests int, code, message string) {
-	h := w.Header()
-	if h.Get("Access-Control-Allow-Origin") == "" {
-		h.Set("Access-Control-Allow-Origin", "*")
-	}
-	if h.Get("Access-Control-Expose-Headers") == "" {
-		h.Set("Access-Control-Expose-Headers", "X-Kaltura, X-Kaltura-App, X-Kaltura-Session")
-	}
-	h.Set("X-Kaltura", "error-"+code)
-	h.Set("X-Kaltura-App", "exiting on error "+code+" - "+message)
-	h.Set("Cache-Control", "no-store")
-	h.Del("Content-Length")
-	body := APIErrorBody(format, callback, subRequests, code, message)
-	switch format {
-	case "1":
-		h.Set("Content-Type", "application/json")
-	case "9":
-		h.Set("Content-Type", "text/javascript")
-	default:
-		h.Set("Content-Type", "text/xml")
-	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+// RequestError is a request the proxy refuses. Its message is safe to show
+// to the client.
+type RequestError struct {
+	Code   string // BAD_REQUEST, BODY_TOO_LARGE, UNSUPPORTED
+	Status int
+	Msg    string
 }
 
-// APIErrorBody renders a KalturaAPIException (args []) as Kaltura would.
-func APIErrorBody(format, callback string, subRequests int, code, message string) []byte {
-	var b bytes.Buffer
-	switch format {
-	case "1", "9":
-		one := jsonError(code, message)
-		if format == "9" {
-			b.WriteString(jsonpCallback(callback))
-			b.WriteByte('(')
-		}
-		if subRequests > 0 {
-			b.WriteByte('[')
-			for i := 0; i < subRequests; i++ {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				b.Write(one)
-			}
-			b.WriteByte(']')
-		} else {
-			b.Write(one)
-		}
-		if format == "9" {
-			b.WriteString(");")
-		}
-	default:
-		var e bytes.Buffer
-		e.WriteString("<code>")
-		xml.EscapeText(&e, []byte(code))
-		e.WriteString("</code><message>")
-		xml.EscapeText(&e, []byte(message))
-		e.WriteString("</message><objectType>KalturaAPIException</objectType><args></args>")
-		b.WriteString(`<?xml version="1.0" encoding="utf-8"?><xml><result>`)
-		if subRequests > 0 {
-			for i := 0; i < subRequests; i++ {
-				b.WriteString("<item>")
-				b.Write(e.Bytes())
-				b.WriteString("</item>")
-			}
-		} else {
-			b.WriteString("<error>")
-			b.Write(e.Bytes())
-			b.WriteString("</error>")
-		}
-		b.WriteString("</result><executionTime>0</executionTime></xml>")
-	}
-	return b.Bytes()
+// Error returns the message, which is safe to show to the client.
+func (e *RequestError) Error() string { return e.Msg }
+
+// badRequest is a RequestError with code BAD_REQUEST and status 400.
+func badRequest(format string, a ...any) *RequestError {
+	return &RequestError{Code: "BAD_REQUEST", Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, a...)}
 }
 
-func jsonError(code, message string) []byte {
-	c, _ := json.Marshal(code)
-	m, _ := json.Marshal(message)
-	s := `{"code":` + string(c) + `,"message":` + string(m) + `,"objectType":"KalturaAPIException","args":[]}`
-	return []byte(strings.ReplaceAll(s, "/", `\/`))
+// ErrorKind sorts session failures by what an operator or client can do.
+type ErrorKind int
+
+const (
+	// KindUnavailable: Kaltura could not be reached or answered garbage
+	// (network error, timeout, HTTP 5xx, malformed body). Retrying later may work.
+	KindUnavailable ErrorKind = iota + 1
+	// KindConfig: Kaltura rejected the sidecar's credentials or the appToken
+	// does not fit a per-user proxy. Retrying does not help until config changes.
+	KindConfig
+	// KindRejected: Kaltura rejected the request for another reason.
+	KindRejected
+)
+
+// String names the kind in logs and metrics.
+func (k ErrorKind) String() string {
+	switch k {
+	case KindUnavailable:
+		return "unavailable"
+	case KindConfig:
+		return "config"
+	case KindRejected:
+		return "rejected"
+	}
+	return "unknown"
 }
 
-// jsonpCallback keeps a JSONP callback name to identifier characters.
-func jsonpCallback(cb string) string {
-	ok := cb != "" && len(cb) <= 128
-	for _, c := range cb {
-		if !(c == '_' || c == '$' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			ok = false
-			break
+// SessionError is returned by StartSession. Its message never contains the
+// appToken token or a whole KS.
+type SessionError struct {
+	Kind   ErrorKind
+	Action string // "startWidgetSession" or "startSession"
+	Code   string // Kaltura error code, or a local code such as USER_MISMATCH, HTTP_503, NETWORK, TIMEOUT, BAD_RESPONSE
+	Hint   string // the likely cause, for the log
+	Err    error
+}
+
+// Error describes the failure, with its hint.
+func (e *SessionError) Error() string {
+	msg := "kaltura " + e.Action + " failed: " + e.Code
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// Unwrap returns the underlying error.
+func (e *SessionError) Unwrap() error { return e.Err }
+
+// Temporary reports whether a retry may succeed without a config change.
+func (e *SessionError) Temporary() bool { return e.Kind == KindUnavailable }
+
+// APIError is a KalturaAPIException.
+type APIError struct {
+	Code    string
+	Message string
+	Args    map[string]string
+}
+
+// Error returns the code and the message.
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+// ParseAPIError returns the KalturaAPIException in a JSON body, or nil when
+// the body is not one. It accepts args as [] or {} and the {"error":{…}}
+// wrapper the player also understands.
+func ParseAPIError(body []byte) *APIError {
+	var e struct {
+		Code       json.RawMessage `json:"code"`
+		Message    string          `json:"message"`
+		ObjectType string          `json:"objectType"`
+		Args       json.RawMessage `json:"args"`
+		Error      json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return nil
+	}
+	if e.ObjectType != "KalturaAPIException" {
+		if len(e.Error) > 0 {
+			return ParseAPIError(e.Error)
+		}
+		return nil
+	}
+	out := &APIError{Message: e.Message, Args: map[string]string{}}
+	var code any
+	_ = json.Unmarshal(e.Code, &code)
+	out.Code = looseString(code)
+	var args map[string]any
+	if json.Unmarshal(e.Args, &args) == nil {
+		for k, v := range args {
+			out.Args[k] = looseString(v)
 		}
 	}
-	if !ok {
-		return "callback"
-	}
-	return cb
+	return out
 }
 
-// WriteVoid answers an api_v3 call whose result is void (session.end).
-func WriteVoid(w http.ResponseWriter, format, callback string) {
-	h := w.Header()
-	if h.Get("Access-Control-Allow-Origin") == "" {
-		h.Set("Access-Control-Allow-Origin", "*")
+// looseString returns a decoded JSON scalar as text: a number in plain
+// decimal, null as "".
+func looseString(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case json.Number:
+		return t.String()
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	case nil:
+		return ""
 	}
-	var body string
-	switch format {
-	case "1":
-		h.Set("Content-Type", "application/json")
-		body = "null"
-	case "9":
-		h.Set("Content-Type", "text/javascript")
-		body = jsonpCallback(callback) + "(null);"
-	default:
-		h.Set("Content-Type", "text/xml")
-		body = `<?xml version="1.0" encoding="utf-8"?><xml><result></result><executionTime>0</executionTime></xml>`
-	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write([]byte(body))
+	return fmt.Sprint(v)
 }

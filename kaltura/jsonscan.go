@@ -1,14 +1,19 @@
+// JSON request bodies: one pass that validates a body and finds the members
+// of its top-level and sub-request objects, what the server reads of them
+// (noteJSON), where the KS values are (jsonPieces); and objectMembers, the
+// plain reader of one object (for responses, and the scan's reference).
+
 package kaltura
 
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"math/bits"
-	"strconv"
+	"net/http"
+	"slices"
+	"sync"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // member is one "key": value pair of a JSON object, located by byte offsets
@@ -21,284 +26,202 @@ type member struct {
 	isObject, isString bool
 }
 
-var errNotObject = errors.New("JSON body is not an object")
+// span is the byte range [s, e) of a document.
+type span struct{ s, e int }
 
-// objectMembers scans the object starting at data[i] (after whitespace) and
-// returns its members and the offset just after it. data must be valid JSON
-// (checked once by the caller with json.Valid) for the members to be right;
-// on anything else it returns an error or wrong offsets, but never panics.
-func objectMembers(data []byte, i int) ([]member, int, error) {
-	ms := make([]member, 0, 16)
-	i = skipWS(data, i)
-	if i >= len(data) || data[i] != '{' {
-		return nil, i, errNotObject
+// subMembers are the members of sub-request n's object.
+type subMembers struct {
+	n  int
+	ms []member
+}
+
+// readJSON reads a JSON body and, unless it is blank, scans it
+// (scanJSONParams) into body. The members live in body.scratch until
+// body.free.
+func (pl *Plan) readJSON(r *http.Request, maxBody int64, body *paramBody) error {
+	b, err := pl.consumeBody(r, maxBody)
+	if err != nil {
+		return err
 	}
-	i++
-	for {
-		i = skipWS(data, i)
-		if i < len(data) && data[i] == '}' {
-			return ms, i + 1, nil
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	sc := scanScratches.Get().(*scanScratch)
+	body.scratch = sc
+	// Top-level members in the first third of the array, the sub-requests'
+	// in the rest; either grows on its own if it must.
+	third := len(sc.members) / 3
+	ms, subs, err := scanJSONParamsInto(b, sc.members[:0:third], sc.members[third:third], sc.subs[:0])
+	if err != nil {
+		return err
+	}
+	body.kind, body.raw, body.json, body.jsonSubs = jsonBody, b, ms, subs
+	return nil
+}
+
+// noteJSON records in ps the members of the JSON body b: the top-level
+// ones (ms) and the sub-requests' service and action (subs).
+func noteJSON(ps *params, b []byte, ms []member, subs []subMembers) {
+	for _, m := range ms {
+		if !m.isObject {
+			// As ps.noteRaw(m.key, borrowedScalar(b, m), srcBody), decoding
+			// the value only where ps keeps it.
+			first, second := m.key, ""
+			if !simpleName(m.key) {
+				first, second = rawParamName(m.key)
+			}
+			value := ""
+			if tracked(first, second) {
+				value = borrowedScalar(b, m)
+			}
+			if second == "" && simpleName(m.key) {
+				ps.noteTop(first, value, srcBody) // a simple name: checkIndex has nothing to flag
+			} else {
+				ps.noteSplit(m.key, first, second, value, srcBody)
+			}
+		} else {
+			first, _ := rawParamName(m.key)
+			ps.checkIndex(m.key, first)
 		}
-		if i >= len(data) || data[i] != '"' {
-			return nil, i, errors.New("malformed JSON object")
+	}
+	for _, s := range subs {
+		n := s.n
+		for _, m := range s.ms {
+			switch m.key {
+			case "service":
+				ps.sub(n).service.set(borrowedScalar(b, m), srcBody)
+			case "action":
+				ps.sub(n).action.set(borrowedScalar(b, m), srcBody)
+			}
 		}
-		ks := i
-		i = skipString(data, i)
-		ke := i
-		key := memberName(data[ks:i])
-		i = skipWS(data, i)
-		if i >= len(data) || data[i] != ':' {
-			return nil, i, errors.New("malformed JSON object")
+	}
+}
+
+// jsonPieces splits b at every KS value to be replaced (all but those ps
+// keeps), leaving the values out: Apply joins the pieces with the KS. It
+// returns nil when there is none.
+func jsonPieces(b []byte, ms []member, subs []subMembers, ps *params) [][]byte {
+	var holeBuf [8]span // a player's multirequest has one per sub-request
+	holes := holeBuf[:0]
+	for _, m := range ms {
+		if sub, ok := ksParam(m.key); ok && !m.isObject && !ps.keepKS(sub) {
+			holes = append(holes, span{m.valStart, m.valEnd})
 		}
-		i = skipWS(data, i+1)
-		vs := i
-		i = skipValue(data, i)
-		if vs >= len(data) || i > len(data) {
-			return nil, i, errors.New("malformed JSON object")
-		}
-		ms = append(ms, member{key: key, keyStart: ks, keyEnd: ke, valStart: vs, valEnd: i,
-			isObject: data[vs] == '{', isString: data[vs] == '"'})
-		i = skipWS(data, i)
-		if i < len(data) && data[i] == ',' {
-			i++
+	}
+	for _, s := range subs {
+		if ps.keepKS(s.n) {
 			continue
 		}
-		if i < len(data) && data[i] == '}' {
-			return ms, i + 1, nil
+		for _, m := range s.ms {
+			if m.key == "ks" {
+				holes = append(holes, span{m.valStart, m.valEnd})
+			}
 		}
-		return nil, i, errors.New("malformed JSON object")
 	}
+	if len(holes) == 0 {
+		return nil
+	}
+	// Sort by offset (top-level holes come before the sub-requests'; a 1
+	// MiB body can hold ~100k flat "N:ks" members, so no insertion sort).
+	slices.SortFunc(holes, func(a, b span) int { return a.s - b.s })
+	pieces := make([][]byte, 0, len(holes)+1)
+	prev := 0
+	for _, h := range holes {
+		pieces = append(pieces, b[prev:h.s])
+		prev = h.e
+	}
+	return append(pieces, b[prev:])
 }
 
-func skipWS(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
+// scanJSONParams finds the top-level members and, for sub-request objects
+// ("N": {…}), their members. It refuses what it cannot be sure Kaltura reads
+// the same way: invalid JSON or UTF-8, deep nesting, duplicate keys.
+// FuzzJSONScan checks it against objectMembers and encoding/json.
+func scanJSONParams(b []byte) ([]member, []subMembers, error) {
+	return scanJSONParamsInto(b, make([]member, 0, 16), make([]member, 0, 32), nil)
 }
 
-// skipString returns the offset after the string literal at data[i] == '"'.
-func skipString(data []byte, i int) int {
-	i++
-	for i < len(data) {
-		j := bytes.IndexByte(data[i:], '"')
-		if j < 0 {
-			break
-		}
-		q := i + j
-		// The quote ends the string unless an odd run of backslashes
-		// escapes it.
-		n := 0
-		for p := q - 1; p >= i && data[p] == '\\'; p-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q + 1
-		}
-		i = q + 1
+// scanJSONParamsInto is scanJSONParams with top and sub (empty) as the
+// backing arrays of the top-level members and of the sub-requests'
+// members, appending sub-requests to subs (empty). Validation and the scan
+// are one pass.
+func scanJSONParamsInto(b []byte, top, sub []member, subs []subMembers) ([]member, []subMembers, error) {
+	v := jsonValidator{b: b, max: MaxJSONDepth, top: top, sub: sub, subs: subs}
+	ok, deep := v.run(recTop)
+	if deep {
+		return nil, nil, badRequest("request body nests deeper than %d levels", MaxJSONDepth)
 	}
-	return len(data) // unterminated (only in invalid JSON)
+	if !ok {
+		if !utf8.Valid(b) {
+			return nil, nil, badRequest("request body is not valid UTF-8")
+		}
+		return nil, nil, badRequest("request body is not valid JSON")
+	}
+	if b[skipWS(b, 0)] != '{' {
+		return nil, nil, badRequest("request body must be a JSON object")
+	}
+	if k := duplicateKey(v.top); k != "" {
+		return nil, nil, badRequest("duplicate key %q in the JSON body", k)
+	}
+	for i, s := range v.subs {
+		if k := duplicateKey(s.ms); k != "" {
+			return nil, nil, badRequest("duplicate key %q in sub-request %d", k, s.n)
+		}
+		// Duplicate keys are refused, and an index has one spelling, so
+		// each n comes once.
+		if i >= MaxSubRequests {
+			return nil, nil, badRequest("more than %d sub-requests", MaxSubRequests)
+		}
+	}
+	return v.top, v.subs, nil
 }
 
-func skipValue(data []byte, i int) int {
-	if i >= len(data) {
-		return i
+// scanScratch holds backing arrays for scanJSONParamsInto, reused across
+// requests: a player's multirequest has dozens of members and a few
+// sub-requests.
+type scanScratch struct {
+	members [96]member
+	subs    [8]subMembers
+}
+
+// scanScratches holds the scanScratch values not in use.
+var scanScratches = sync.Pool{New: func() any { return new(scanScratch) }}
+
+// free clears sc (its names borrow a request body) and returns it for reuse.
+func (sc *scanScratch) free() {
+	*sc = scanScratch{}
+	scanScratches.Put(sc)
+}
+
+// duplicateKey returns a key that two of ms share, or "".
+func duplicateKey(ms []member) string {
+	if len(ms) < 2 {
+		return ""
 	}
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for i < len(data) {
-			switch data[i] {
-			case '"':
-				i = skipString(data, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
+	if len(ms) <= 16 {
+		for i := 1; i < len(ms); i++ {
+			for j := 0; j < i; j++ {
+				if ms[i].key == ms[j].key {
+					return ms[i].key
 				}
 			}
-			i++
 		}
-		return i
-	default:
-		for i < len(data) {
-			switch data[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
+		return ""
+	}
+	seen := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		if seen[m.key] {
+			return m.key
 		}
-		return i
-	}
-}
-
-// memberName is decodeJSONString for an object member's name or a short
-// value: the names, services and actions that Kaltura requests usually
-// carry come from a table, without allocating.
-func memberName(lit []byte) string {
-	if len(lit) >= 2 {
-		if s, ok := commonNames[string(lit[1:len(lit)-1])]; ok {
-			return s
-		}
-	}
-	return decodeJSONString(lit)
-}
-
-var commonNames = func() map[string]string {
-	m := map[string]string{}
-	for _, s := range []string{"service", "action", "ks", "format", "callback", "clientTag", "apiVersion", "partnerId",
-		"filter", "pager", "responseProfile", "objectType", "id", "entryId", "widgetId", "type", "fields",
-		"contextDataParams", "flavorTags", "objectIdEqual", "metadataObjectTypeEqual", "redirectFromEntryId",
-		"referenceId", "name", "pageSize", "pageIndex", "orderBy", "ignoreNull", "result", "code", "message", "args",
-		"objects", "totalCount", "error", "expiry", "userId", "privileges",
-		// services and actions
-		"session", "startWidgetSession", "baseEntry", "baseentry", "media", "list", "get", "getPlaybackContext",
-		"metadata_metadata", "cuePoint_cuePoint", "cuepoint_cuepoint", "flavorAsset", "flavorasset", "getUrl",
-		"playlist", "execute", "uiConf", "uiconf", "category", "user", "appToken", "apptoken", "startSession",
-		"thumbAsset", "caption_captionAsset", "caption_captionasset", "uploadToken", "uploadtoken", "upload",
-		"add", "update", "delete", "count", "search", "liveStream", "livestream", "schedule_scheduleEvent"} {
-		m[s] = s
-	}
-	for i := 0; i <= 100; i++ {
-		s := strconv.Itoa(i)
-		m[s] = s
-	}
-	return m
-}()
-
-func decodeJSONString(lit []byte) string {
-	for _, c := range lit {
-		if c == '\\' {
-			var s string
-			if json.Unmarshal(lit, &s) == nil {
-				return s
-			}
-			break
-		}
-	}
-	if len(lit) >= 2 {
-		return string(lit[1 : len(lit)-1])
+		seen[m.key] = true
 	}
 	return ""
 }
 
-// borrowedScalar returns a JSON string or number value as text ("" for
-// anything else), its strings borrowedName's, under borrowedName's conditions.
-func borrowedScalar(data []byte, m member) string {
-	v := data[m.valStart:m.valEnd]
-	if m.isString {
-		return borrowedName(v)
-	}
-	if !numberStart(v) {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(v), len(v))
-}
-
-// numberStart reports whether a JSON value is a number.
-func numberStart(v []byte) bool {
-	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
-}
-
-// borrowedName is memberName for a string literal of a valid JSON document
-// that is never written to and outlives the name (a request body Prepare
-// read): a literal without escapes is the document's own bytes, neither
-// copied nor looked up.
-func borrowedName(lit []byte) string {
-	if len(lit) >= 2 {
-		in := lit[1 : len(lit)-1]
-		if bytes.IndexByte(in, '\\') < 0 {
-			return unsafe.String(unsafe.SliceData(in), len(in))
-		}
-	}
-	return decodeJSONString(lit)
-}
-
-// quoteJSON returns s as a JSON string literal.
-func quoteJSON(s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if jsonEscaped[s[i]] {
-			b, _ := json.Marshal(s)
-			return b
-		}
-	}
-	b := make([]byte, 0, len(s)+2)
-	return append(append(append(b, '"'), s...), '"')
-}
-
-// strSpecial marks the bytes that end, escape or invalidate a JSON string,
-// and those that start a multi-byte UTF-8 sequence, checked where they are.
-var strSpecial = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80
-	}
-	return t
-}()
-
-// strSpecialMask marks the high bit of each byte of w (eight bytes, little
-// endian) that strSpecial marks: '"', '\\', a control byte (< 0x20) or a
-// byte ≥ 0x80. The lowest mark is exact (the zero-byte and less-than bit
-// tricks are wrong only above a true hit), so its position is the first
-// special byte.
-func strSpecialMask(w uint64) uint64 {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	q := w ^ (ones * '"')
-	bs := w ^ (ones * '\\')
-	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w | w) & highs
-}
-
-// jsonEscaped marks the bytes json.Marshal escapes in a string.
-var jsonEscaped = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		t[c] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&'
-	}
-	return t
-}()
-
-// subIndex parses a multirequest index ("0", "1", "-1"). PHP turns decimal
-// integer strings without leading zeros into integer keys.
-func subIndex(s string) (int, bool) {
-	if s == "" || len(s) > 9 || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
-		return 0, false // not a number: no strconv error to allocate
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || strconv.Itoa(n) != s {
-		return 0, false
-	}
-	return n, true
-}
-
-// validJSON reports whether b is one valid JSON value in valid UTF-8 (what
-// encoding/json.Valid and utf8.Valid together judge; outside strings, JSON
-// has no room for a non-ASCII byte) nesting at most maxDepth deep; deep is
-// set when it nests deeper. One pass, no allocation: the hit path's
-// replacement for json.Valid, utf8.Valid and a depth count.
-func validJSON(b []byte, maxDepth int) (ok, deep bool) {
-	v := jsonValidator{b: b, max: maxDepth}
-	return v.run(recNone)
-}
-
-func (v *jsonValidator) run(rec uint8) (ok, deep bool) {
-	i := v.value(skipWS(v.b, 0), 0, rec)
-	if v.deep {
-		return false, true
-	}
-	return i >= 0 && skipWS(v.b, i) == len(v.b), false
-}
-
 // jsonValidator validates a document and, asked to, records the members
 // of its top-level object and of the sub-request objects ("N": {…}) in it,
-// in the same pass. Names are borrowedName's.
+// in the same pass. Names are borrowedName's. FuzzJSONScan checks it
+// against encoding/json and utf8.Valid.
 type jsonValidator struct {
 	b    []byte
 	max  int
@@ -314,6 +237,16 @@ const (
 	recTop        // its members, in v.top; its sub-request objects' in v.subs
 	recSub        // its members, in v.sub
 )
+
+// run validates the whole document, recording as rec says. deep reports
+// that it nests deeper than v.max (and is then not ok).
+func (v *jsonValidator) run(rec uint8) (ok, deep bool) {
+	i := v.value(skipWS(v.b, 0), 0, rec)
+	if v.deep {
+		return false, true
+	}
+	return i >= 0 && skipWS(v.b, i) == len(v.b), false
+}
 
 // value validates the value at i and returns the offset after it, or -1.
 func (v *jsonValidator) value(i, depth int, rec uint8) int {
@@ -416,6 +349,8 @@ func (v *jsonValidator) member(i, depth int, rec uint8, ks, ke int) int {
 	return e
 }
 
+// lit validates the literal s (true, false, null) at i and returns the
+// offset after it, or -1.
 func (v *jsonValidator) lit(i int, s string) int {
 	if len(v.b)-i >= len(s) && string(v.b[i:i+len(s)]) == s {
 		return i + len(s)
@@ -423,6 +358,8 @@ func (v *jsonValidator) lit(i int, s string) int {
 	return -1
 }
 
+// str validates the string at i (b[i] == '"'), its UTF-8 included, and
+// returns the offset after it, or -1.
 func (v *jsonValidator) str(i int) int {
 	b := v.b
 	for i++; i < len(b); i++ {
@@ -474,6 +411,7 @@ func (v *jsonValidator) str(i int) int {
 	return -1
 }
 
+// num validates the number at i and returns the offset after it, or -1.
 func (v *jsonValidator) num(i int) int {
 	b := v.b
 	digits := func(i int) int {
@@ -512,4 +450,151 @@ func (v *jsonValidator) num(i int) int {
 		}
 	}
 	return i
+}
+
+// strSpecial marks the bytes that end, escape or invalidate a JSON string,
+// and those that start a multi-byte UTF-8 sequence, checked where they are.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80
+	}
+	return t
+}()
+
+// strSpecialMask marks the high bit of each byte of w (eight bytes, little
+// endian) that strSpecial marks: '"', '\\', a control byte (< 0x20) or a
+// byte ≥ 0x80. The lowest mark is exact (the zero-byte and less-than bit
+// tricks are wrong only above a true hit), so its position is the first
+// special byte. TestStrSpecialMask checks it against strSpecial.
+func strSpecialMask(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w | w) & highs
+}
+
+// objectMembers scans the object starting at data[i] (after whitespace) and
+// returns its members and the offset just after it. data must be valid JSON
+// (checked once by the caller with json.Valid) for the members to be right;
+// on anything else it returns an error or wrong offsets, but never panics.
+func objectMembers(data []byte, i int) ([]member, int, error) {
+	ms := make([]member, 0, 16)
+	i = skipWS(data, i)
+	if i >= len(data) || data[i] != '{' {
+		return nil, i, errNotObject
+	}
+	i++
+	for {
+		i = skipWS(data, i)
+		if i < len(data) && data[i] == '}' {
+			return ms, i + 1, nil
+		}
+		if i >= len(data) || data[i] != '"' {
+			return nil, i, errors.New("malformed JSON object")
+		}
+		ks := i
+		i = skipString(data, i)
+		ke := i
+		key := memberName(data[ks:i])
+		i = skipWS(data, i)
+		if i >= len(data) || data[i] != ':' {
+			return nil, i, errors.New("malformed JSON object")
+		}
+		i = skipWS(data, i+1)
+		vs := i
+		i = skipValue(data, i)
+		if vs >= len(data) || i > len(data) {
+			return nil, i, errors.New("malformed JSON object")
+		}
+		ms = append(ms, member{key: key, keyStart: ks, keyEnd: ke, valStart: vs, valEnd: i,
+			isObject: data[vs] == '{', isString: data[vs] == '"'})
+		i = skipWS(data, i)
+		if i < len(data) && data[i] == ',' {
+			i++
+			continue
+		}
+		if i < len(data) && data[i] == '}' {
+			return ms, i + 1, nil
+		}
+		return nil, i, errors.New("malformed JSON object")
+	}
+}
+
+// errNotObject is objectMembers' error for a value that is not an object.
+var errNotObject = errors.New("JSON body is not an object")
+
+// skipWS returns the offset of the first byte at or after i that is not
+// JSON whitespace.
+func skipWS(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the offset after the string literal at data[i] == '"'.
+func skipString(data []byte, i int) int {
+	i++
+	for i < len(data) {
+		j := bytes.IndexByte(data[i:], '"')
+		if j < 0 {
+			break
+		}
+		q := i + j
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for p := q - 1; p >= i && data[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
+	}
+	return len(data) // unterminated (only in invalid JSON)
+}
+
+// skipValue returns the offset after the value at data[i], counting
+// brackets without validating what is between them.
+func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default:
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
 }

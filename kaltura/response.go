@@ -1,3 +1,7 @@
+// Reading Kaltura's answers for the proxy: whether an api_v3 response says
+// the injected KS is no longer valid (and redacting it from the errors),
+// and whether an extwidget response does.
+
 package kaltura
 
 import (
@@ -21,8 +25,8 @@ func (v Verdict) Evict() bool { return v.KSErrors > 0 }
 // replaying the request with a new KS cannot run anything twice.
 func (v Verdict) NothingRan() bool { return v.Elements > 0 && v.KSErrors == v.Elements }
 
-// ksValidityError: INVALID_KS whose KSID is EXPIRED, LOGOUT or the KS
-// itself. INVALID_KS with KSID "" (-4 INVALID_TYPE), SERVICE_FORBIDDEN,
+// ksValidityError reports whether an error says that ks is no longer valid:
+// INVALID_KS whose KSID is EXPIRED, LOGOUT or the KS itself. INVALID_KS with KSID "" (-4 INVALID_TYPE), SERVICE_FORBIDDEN,
 // MISSING_KS and the other reasons are not: a new KS gets the same answer.
 func ksValidityError(code, ksid, ks string) bool {
 	if code != "INVALID_KS" {
@@ -31,22 +35,7 @@ func ksValidityError(code, ksid, ks string) bool {
 	return ksid == "EXPIRED" || ksid == "LOGOUT" || (ksid != "" && sameKS(ksid, ks))
 }
 
-func sameKS(a, b string) bool {
-	return a == b || URLSafeKS(a) == URLSafeKS(b)
-}
-
-// ksForms are the spellings of ks that may appear in a response.
-func ksForms(ks string) []string {
-	forms := []string{ks}
-	if u := URLSafeKS(ks); u != ks {
-		forms = append(forms, u)
-	}
-	if strings.Contains(ks, "/") {
-		forms = append(forms, strings.ReplaceAll(ks, "/", `\/`))
-	}
-	return forms
-}
-
+// exceptionMark is in every KalturaAPIException.
 var exceptionMark = []byte("KalturaAPIException")
 
 // MayHoldAPIError reports whether an api_v3 response body may hold an
@@ -85,8 +74,8 @@ func InspectAPIResponse(body []byte, ks string) (Verdict, []byte) {
 	return Verdict{Elements: 1}, nil
 }
 
-type span struct{ s, e int }
-
+// inspectJSON is InspectAPIResponse for a JSON body: one result, an array
+// of them, or one of the wrappers the player accepts.
 func inspectJSON(body []byte, ks string) (Verdict, []byte) {
 	var v Verdict
 	if !json.Valid(body) {
@@ -136,6 +125,8 @@ func inspectJSON(body []byte, ks string) (Verdict, []byte) {
 	return redactSpans(body, errSpans, ks, v)
 }
 
+// forEachElement calls f with the span of every element of the JSON array
+// at body[i].
 func forEachElement(body []byte, i int, f func(span)) {
 	i = skipWS(body, i+1)
 	for i < len(body) && body[i] != ']' {
@@ -159,7 +150,7 @@ func redactSpans(body []byte, spans []span, ks string, v Verdict) (Verdict, []by
 	for _, s := range spans {
 		seg := body[s.s:s.e]
 		red := seg
-		for _, f := range ksForms(ks) {
+		for _, f := range ksSpellings(ks) {
 			red = bytes.ReplaceAll(red, []byte(f), repl)
 		}
 		if len(red) == len(seg) && bytes.Equal(red, seg) {
@@ -183,6 +174,7 @@ type xnode struct {
 	Children []xnode `xml:",any"`
 }
 
+// child returns n's first child element called name, or nil.
 func (n *xnode) child(name string) *xnode {
 	for i := range n.Children {
 		if n.Children[i].XMLName.Local == name {
@@ -216,6 +208,8 @@ func xmlError(n *xnode) (code, ksid string, ok bool) {
 	return code, ksid, true
 }
 
+// inspectXML is InspectAPIResponse for an XML body: one result, or a
+// multirequest's items.
 func inspectXML(body []byte, ks string) (Verdict, []byte) {
 	var root xnode
 	dec := xml.NewDecoder(bytes.NewReader(body))

@@ -51,7 +51,7 @@ func FuzzInspectAPIResponse(f *testing.F) {
 		// A single top-level error object is wholly an error object: no
 		// spelling of the KS may survive in it.
 		if e := ParseAPIError(body); e != nil && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) && !bytes.Contains(body, []byte(`"error"`)) {
-			for _, form := range ksForms(ks) {
+			for _, form := range ksSpellings(ks) {
 				if bytes.Contains(red, []byte(form)) {
 					t.Fatalf("KS left in a redacted error: %s", red)
 				}

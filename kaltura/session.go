@@ -1,8 +1,7 @@
-// Package kaltura implements the parts of the Kaltura protocol that a
-// KS-injecting proxy needs: the appToken session flow, the KS and error
-// formats, and where a KS lives in a request and how to replace it.
-//
-// It knows nothing of Caddy.
+// The session client: minting a user KS through the appToken flow
+// (startWidgetSession, then appToken.startSession with the token's hash),
+// and checking that Kaltura granted what was asked.
+
 package kaltura
 
 import (
@@ -55,16 +54,6 @@ func TokenHash(ks, token, hashType string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Fingerprint returns a short, stable, non-reversible identifier of a KS
-// (or any secret) that is safe to log.
-func Fingerprint(s string) string {
-	if s == "" {
-		return "-"
-	}
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:4])
-}
-
 // ClientConfig configures a session Client.
 type ClientConfig struct {
 	ServiceURL string // e.g. https://www.kaltura.com (no trailing /api_v3)
@@ -99,6 +88,7 @@ type Client struct {
 	widgetCall  *widgetCall
 }
 
+// widgetCall is a widget KS fetch that concurrent callers wait for.
 type widgetCall struct {
 	done chan struct{}
 	ks   string
@@ -146,67 +136,6 @@ type Session struct {
 	Privileges string
 }
 
-// ErrorKind sorts session failures by what an operator or client can do.
-type ErrorKind int
-
-const (
-	// KindUnavailable: Kaltura could not be reached or answered garbage
-	// (network error, timeout, HTTP 5xx, malformed body). Retrying later may work.
-	KindUnavailable ErrorKind = iota + 1
-	// KindConfig: Kaltura rejected the sidecar's credentials or the appToken
-	// does not fit a per-user proxy. Retrying does not help until config changes.
-	KindConfig
-	// KindRejected: Kaltura rejected the request for another reason.
-	KindRejected
-)
-
-func (k ErrorKind) String() string {
-	switch k {
-	case KindUnavailable:
-		return "unavailable"
-	case KindConfig:
-		return "config"
-	case KindRejected:
-		return "rejected"
-	}
-	return "unknown"
-}
-
-// SessionError is returned by StartSession. Its message never contains the
-// appToken token or a whole KS.
-type SessionError struct {
-	Kind   ErrorKind
-	Action string // "startWidgetSession" or "startSession"
-	Code   string // Kaltura error code, or a local code such as USER_MISMATCH, HTTP_503, NETWORK, TIMEOUT, BAD_RESPONSE
-	Hint   string // the likely cause, for the log
-	Err    error
-}
-
-func (e *SessionError) Error() string {
-	msg := "kaltura " + e.Action + " failed: " + e.Code
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
-	}
-	return msg
-}
-
-func (e *SessionError) Unwrap() error { return e.Err }
-
-// Temporary reports whether a retry may succeed without a config change.
-func (e *SessionError) Temporary() bool { return e.Kind == KindUnavailable }
-
-// APIError is a KalturaAPIException.
-type APIError struct {
-	Code    string
-	Message string
-	Args    map[string]string
-}
-
-func (e *APIError) Error() string { return e.Code + ": " + e.Message }
-
 // StartSession mints a user KS: startWidgetSession (shared, reused), then
 // appToken.startSession with tokenHash = HASH(widgetKS + token). It checks
 // that Kaltura honoured the requested user, type and privileges.
@@ -228,6 +157,7 @@ func (c *Client) StartSession(ctx context.Context, req SessionRequest) (Session,
 	}
 }
 
+// dropWidget forgets the widget KS ks, unless another has replaced it.
 func (c *Client) dropWidget(ks string) {
 	c.mu.Lock()
 	if c.widgetKS == ks {
@@ -260,6 +190,8 @@ func (c *Client) widgetSession(ctx context.Context) (string, error) {
 	}
 }
 
+// fetchWidget runs call: startWidgetSession, then the KS is kept until
+// its lifetime less the margin.
 func (c *Client) fetchWidget(call *widgetCall) {
 	// The fetch is shared, so it must not die with the first caller's
 	// request; it is bounded by the HTTP client's timeout instead.
@@ -294,12 +226,14 @@ func (c *Client) fetchWidget(call *widgetCall) {
 	close(call.done)
 }
 
+// appTokenSession calls appToken.startSession with the widget KS wks and
+// checks that the session is the one asked for.
 func (c *Client) appTokenSession(ctx context.Context, wks string, req SessionRequest) (Session, error) {
 	th, err := TokenHash(wks, c.cfg.Token, c.cfg.HashType)
 	if err != nil {
 		return Session{}, c.sessionError("startSession", KindConfig, "HASH_TYPE", err, "check hash_type")
 	}
-	params := map[string]any{
+	args := map[string]any{
 		"ks":        wks,
 		"id":        c.cfg.AppTokenID,
 		"tokenHash": th,
@@ -309,7 +243,7 @@ func (c *Client) appTokenSession(ctx context.Context, wks string, req SessionReq
 		"format":    1,
 	}
 	if req.Privileges != "" {
-		params["sessionPrivileges"] = req.Privileges
+		args["sessionPrivileges"] = req.Privileges
 	}
 	var info struct {
 		KS          string      `json:"ks"`
@@ -318,7 +252,7 @@ func (c *Client) appTokenSession(ctx context.Context, wks string, req SessionReq
 		SessionType json.Number `json:"sessionType"`
 		Privileges  string      `json:"privileges"`
 	}
-	if err := c.call(ctx, "appToken", "startSession", params, wks, &info); err != nil {
+	if err := c.call(ctx, "appToken", "startSession", args, wks, &info); err != nil {
 		return Session{}, err
 	}
 	if info.KS == "" {
@@ -367,21 +301,8 @@ func missingPrivileges(requested, got string) string {
 	return ""
 }
 
-func looseString(v any) string {
-	switch t := v.(type) {
-	case string:
-		return t
-	case json.Number:
-		return t.String()
-	case float64:
-		return strconv.FormatFloat(t, 'f', -1, 64)
-	case nil:
-		return ""
-	}
-	return fmt.Sprint(v)
-}
-
-var hints = map[string]string{
+// codeHints are the likely causes of Kaltura's error codes, for the log.
+var codeHints = map[string]string{
 	"INVALID_APP_TOKEN_HASH":     "check hash_type: it must match the app token's hashType (Kaltura's default is SHA1), and check app_token",
 	"APP_TOKEN_ID_NOT_FOUND":     "check app_token_id and partner_id: the app token does not exist, was deleted, or belongs to another partner",
 	"APP_TOKEN_NOT_ACTIVE":       "the app token is disabled: enable it or configure another",
@@ -393,24 +314,27 @@ var hints = map[string]string{
 	"SERVICE_FORBIDDEN":          "the widget session may not call appToken.startSession for this partner",
 }
 
-var configCodes = map[string]bool{
+// configErrorCodes are the Kaltura error codes that only a configuration
+// change can fix (KindConfig).
+var configErrorCodes = map[string]bool{
 	"INVALID_APP_TOKEN_HASH": true, "APP_TOKEN_ID_NOT_FOUND": true, "APP_TOKEN_NOT_ACTIVE": true,
 	"APP_TOKEN_EXPIRED": true, "INVALID_WIDGET_ID": true, "START_WIDGET_SESSION_ERROR": true,
 	"INVALID_ENUM_VALUE": true, "SERVICE_FORBIDDEN": true, "MISSING_KS": true,
 }
 
+// sessionError builds the SessionError of a failed session call.
 func (c *Client) sessionError(action string, kind ErrorKind, code string, err error, hint string) *SessionError {
 	return &SessionError{Kind: kind, Action: action, Code: code, Err: err, Hint: hint}
 }
 
 // call POSTs a JSON request to /api_v3/service/<svc>/action/<act> and decodes
 // the result into out. sentKS is redacted from any error Kaltura echoes.
-func (c *Client) call(ctx context.Context, service, action string, params map[string]any, sentKS string, out any) (err error) {
+func (c *Client) call(ctx context.Context, service, action string, args map[string]any, sentKS string, out any) (err error) {
 	start := time.Now()
 	if c.cfg.Observe != nil {
 		defer func() { c.cfg.Observe(action, time.Since(start), err) }()
 	}
-	body, err := json.Marshal(params)
+	body, err := json.Marshal(args)
 	if err != nil {
 		return c.sessionError(action, KindUnavailable, "ENCODE", err, "")
 	}
@@ -448,10 +372,10 @@ func (c *Client) call(ctx context.Context, service, action string, params map[st
 	if apiErr := ParseAPIError(data); apiErr != nil {
 		redactAPIError(apiErr, sentKS)
 		kind := KindRejected
-		if configCodes[apiErr.Code] {
+		if configErrorCodes[apiErr.Code] {
 			kind = KindConfig
 		}
-		return c.sessionError(action, kind, apiErr.Code, apiErr, hints[apiErr.Code])
+		return c.sessionError(action, kind, apiErr.Code, apiErr, codeHints[apiErr.Code])
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -461,6 +385,7 @@ func (c *Client) call(ctx context.Context, service, action string, params map[st
 	return nil
 }
 
+// redactErr returns err with ks redacted from its message.
 func redactErr(err error, ks string) error {
 	if ks == "" || !strings.Contains(err.Error(), ks) {
 		return err
@@ -468,72 +393,10 @@ func redactErr(err error, ks string) error {
 	return errors.New(Redact(err.Error(), ks))
 }
 
-// Redact replaces every occurrence of ks in s (in either base64 alphabet)
-// with a fingerprint.
-func Redact(s, ks string) string {
-	if ks == "" {
-		return s
-	}
-	r := "[KS " + Fingerprint(ks) + "]"
-	s = strings.ReplaceAll(s, ks, r)
-	if alt := URLSafeKS(ks); alt != ks {
-		s = strings.ReplaceAll(s, alt, r)
-	}
-	return s
-}
-
+// redactAPIError redacts ks from e's message and arguments.
 func redactAPIError(e *APIError, ks string) {
 	e.Message = Redact(e.Message, ks)
 	for k, v := range e.Args {
 		e.Args[k] = Redact(v, ks)
 	}
 }
-
-// ParseAPIError returns the KalturaAPIException in a JSON body, or nil when
-// the body is not one. It accepts args as [] or {} and the {"error":{…}}
-// wrapper the player also understands.
-func ParseAPIError(body []byte) *APIError {
-	var e struct {
-		Code       json.RawMessage `json:"code"`
-		Message    string          `json:"message"`
-		ObjectType string          `json:"objectType"`
-		Args       json.RawMessage `json:"args"`
-		Error      json.RawMessage `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil {
-		return nil
-	}
-	if e.ObjectType != "KalturaAPIException" {
-		if len(e.Error) > 0 {
-			return ParseAPIError(e.Error)
-		}
-		return nil
-	}
-	out := &APIError{Message: e.Message, Args: map[string]string{}}
-	var code any
-	_ = json.Unmarshal(e.Code, &code)
-	out.Code = looseString(code)
-	var args map[string]any
-	if json.Unmarshal(e.Args, &args) == nil {
-		for k, v := range args {
-			out.Args[k] = looseString(v)
-		}
-	}
-	return out
-}
-
-// URLSafeKS converts a KS to the URL-safe base64 alphabet, which Kaltura
-// accepts everywhere; a v1 KS may contain '+' and '/'.
-func URLSafeKS(ks string) string {
-	if urlSafe(ks) {
-		return ks
-	}
-	return urlSafeReplacer.Replace(ks)
-}
-
-// urlSafe reports whether ks has neither '+' nor '/'.
-func urlSafe(ks string) bool {
-	return strings.IndexByte(ks, '+') < 0 && strings.IndexByte(ks, '/') < 0
-}
-
-var urlSafeReplacer = strings.NewReplacer("+", "-", "/", "_")

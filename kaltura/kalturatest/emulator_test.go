@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -877,9 +878,17 @@ type wireReq struct {
 	Body     string      `json:"body"`
 }
 
+// loadWire reads testdata/wire-requests.jsonl: the requests real clients
+// sent (kaltura-client 21.20.0 on Node.js, kaltura-player-js 3.17.95), one
+// JSON object a line.
 func loadWire(t *testing.T) []wireReq {
+	t.Helper()
+	data, err := os.ReadFile("testdata/wire-requests.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []wireReq
-	for _, line := range strings.Split(strings.TrimSpace(wireRequests), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		var w wireReq
 		if err := json.Unmarshal([]byte(line), &w); err != nil {
 			t.Fatal(err)

@@ -79,8 +79,7 @@ func (e *apiError) jsonValue() obj {
 	return obj{{"code", e.code}, {"message", e.message}, {"objectType", "KalturaAPIException"}, {"args", args}}
 }
 
-// ---- JSON (PHP json_encode style: "\/" and \uXXXX escapes) ----
-
+// encodeJSON returns v as PHP's json_encode writes it ("\/" and \uXXXX escapes).
 func encodeJSON(v any) []byte {
 	var b bytes.Buffer
 	writeJSON(&b, v)
@@ -221,8 +220,7 @@ func writeJSON(b *bytes.Buffer, v any) {
 	}
 }
 
-// ---- XML ----
-
+// xmlEscape writes s as XML text.
 func xmlEscape(b *bytes.Buffer, s string) {
 	for _, r := range s {
 		switch r {

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// A tiny valid JPEG (1x1).
+// tinyJPEG is a tiny valid JPEG (1x1), the thumbnail the emulator serves.
 var tinyJPEG = []byte{
 	0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
 	0xff, 0xdb, 0x00, 0x43, 0x00, 0x08, 0x06, 0x06, 0x07, 0x06, 0x05, 0x08, 0x07, 0x07, 0x07, 0x09, 0x09, 0x08, 0x0a, 0x0c,
@@ -19,6 +19,7 @@ var tinyJPEG = []byte{
 	0xff, 0xd9,
 }
 
+// extKinds maps the extwidget actions the emulator serves to their kind.
 var extKinds = map[string]string{
 	"playmanifest": "playManifest",
 	"thumbnail":    "thumbnail",
@@ -32,6 +33,52 @@ var extKinds = map[string]string{
 // not an extwidget URL.
 func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.EscapedPath()
+	kind, action, rest, ok := extwidgetPath(p)
+	if !ok {
+		return false
+	}
+	path := pathPairs(rest)
+	query := queryParams(r.URL)
+	rec := Record{Method: r.Method, Path: p, Kind: kind, Action: action}
+	if kind == "serveFlavor" {
+		e.addRecords([]Record{rec})
+		w.Header().Set("X-Emulator-Ks-Users", "-")
+		w.Header().Set("Content-Type", "video/mp2t")
+		w.WriteHeader(http.StatusOK)
+		buf := make([]byte, 188)
+		buf[0] = 0x47
+		_, _ = w.Write(buf)
+		return true
+	}
+
+	rec.KS, rec.KSSource = extwidgetKS(r, kind, path, query)
+	sess, st := e.validate(rec.KS)
+	switch st {
+	case ksUnparseable:
+		if kind == "playManifest" {
+			return e.extwidgetError(w, rec, 7, "ks is not valid")
+		}
+		return e.extwidgetError(w, rec, 4, "ks is an invalid string")
+	case ksExpired:
+		return e.extwidgetError(w, rec, 31, "The given KS has expired")
+	case ksRevoked:
+		return e.extwidgetError(w, rec, 7, "ks is not valid, Invalid session [-6]")
+	case ksValid:
+		rec.KSValid, rec.User = true, sess.UserID
+	}
+	e.addRecords([]Record{rec})
+	user := "-"
+	if st == ksValid {
+		user = sess.UserID
+	}
+	writeExtwidget(w, r, kind, user, extwidgetEntryID(path, query), query)
+	return true
+}
+
+// extwidgetPath reads an extwidget path: the kind of call, its lowercased
+// action, and the segments after the action that are read as key/value
+// pairs (a final odd segment is a file name, left out).
+func extwidgetPath(p string) (kind, action string, rest []string, ok bool) {
 	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	for len(segs) > 0 && segs[len(segs)-1] == "" {
 		segs = segs[:len(segs)-1]
@@ -51,37 +98,27 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 	case !short && len(segs) > 1 && segs[0] == "extwidget":
 		i = 1
 	default:
-		return false
+		return "", "", nil, false
 	}
 	if i >= len(segs) {
-		return false
+		return "", "", nil, false
 	}
-	action := strings.ToLower(rawURLDecode(segs[i]))
-	kind, ok := extKinds[action]
+	action = strings.ToLower(rawURLDecode(segs[i]))
+	kind, ok = extKinds[action]
 	if !ok || (short && kind != "playManifest") {
-		return false
+		return "", "", nil, false
 	}
-	rest := segs[i+1:]
+	rest = segs[i+1:]
 	if len(rest)%2 == 1 {
 		rest = rest[:len(rest)-1] // final a.<ext> segment is a file name
 	}
-	path := pathPairs(rest)
-	query := queryParams(r.URL)
-	rec := Record{Method: r.Method, Path: p, Kind: kind, Action: action}
+	return kind, action, rest, true
+}
 
-	if kind == "serveFlavor" {
-		e.addRecords([]Record{rec})
-		w.Header().Set("X-Emulator-Ks-Users", "-")
-		w.Header().Set("Content-Type", "video/mp2t")
-		w.WriteHeader(http.StatusOK)
-		buf := make([]byte, 188)
-		buf[0] = 0x47
-		_, _ = w.Write(buf)
-		return true
-	}
-
+// extwidgetKS returns the KS an extwidget call uses and where it came
+// from ("" for none).
+func extwidgetKS(r *http.Request, kind string, path, query map[string]any) (ks, src string) {
 	br := readBody(r)
-	var ks, src string
 	var ksSet bool
 	pick := func(m map[string]any, name string) {
 		if ksSet || !isset(m, "ks") {
@@ -111,8 +148,11 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 	if ks == "" {
 		src = ""
 	}
-	rec.KS, rec.KSSource = ks, src
-	sess, st := e.validate(ks)
+	return ks, src
+}
+
+// extwidgetEntryID returns the entry an extwidget call names.
+func extwidgetEntryID(path, query map[string]any) string {
 	entryID := ""
 	for _, k := range []string{"entryId", "entry_id"} {
 		if s := paramString(path, k); s != "" && entryID == "" {
@@ -122,35 +162,27 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 			entryID = s
 		}
 	}
-	h := w.Header()
-	fail := func(n int, desc string) bool {
-		rec.Error = "error-" + strconv.Itoa(n)
-		e.addRecords([]Record{rec})
-		h.Set("X-Emulator-Ks-Users", "!")
-		h.Set("X-Kaltura", "error-"+strconv.Itoa(n))
-		h.Set("X-Kaltura-App", "exiting on error "+strconv.Itoa(n)+" - "+desc)
-		h.Set("Content-Length", "0")
-		w.WriteHeader(http.StatusOK)
-		return true
-	}
-	switch st {
-	case ksUnparseable:
-		if kind == "playManifest" {
-			return fail(7, "ks is not valid")
-		}
-		return fail(4, "ks is an invalid string")
-	case ksExpired:
-		return fail(31, "The given KS has expired")
-	case ksRevoked:
-		return fail(7, "ks is not valid, Invalid session [-6]")
-	case ksValid:
-		rec.KSValid, rec.User = true, sess.UserID
-	}
+	return entryID
+}
+
+// extwidgetError records rec as failed with error n and answers as Kaltura
+// does: HTTP 200, the error in the X-Kaltura headers, no body.
+func (e *Emulator) extwidgetError(w http.ResponseWriter, rec Record, n int, desc string) bool {
+	rec.Error = "error-" + strconv.Itoa(n)
 	e.addRecords([]Record{rec})
-	user := "-"
-	if st == ksValid {
-		user = sess.UserID
-	}
+	h := w.Header()
+	h.Set("X-Emulator-Ks-Users", "!")
+	h.Set("X-Kaltura", "error-"+strconv.Itoa(n))
+	h.Set("X-Kaltura-App", "exiting on error "+strconv.Itoa(n)+" - "+desc)
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	return true
+}
+
+// writeExtwidget answers a served extwidget call: a manifest (or its JSONP
+// form), a thumbnail, or a stand-in for the file, naming the KS's user.
+func writeExtwidget(w http.ResponseWriter, r *http.Request, kind, user, entryID string, query map[string]any) {
+	h := w.Header()
 	h.Set("X-Emulator-Ks-Users", user)
 	var body []byte
 	switch kind {
@@ -175,5 +207,4 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
-	return true
 }

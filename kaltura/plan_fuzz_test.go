@@ -3,23 +3,20 @@ package kaltura
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
 )
 
-// The fuzz targets use the Kaltura emulator as the oracle of Kaltura's KS
+// FuzzPrepareApply uses the Kaltura emulator as the oracle of Kaltura's KS
 // precedence rules: a request is prepared and rewritten as the sidecar does,
 // sent to the emulator as bytes on the wire, and every KS that took effect
 // must be the user's (alice's), whatever the client (mallory) put where.
@@ -27,6 +24,7 @@ import (
 // malPlaceholder in a fuzz string stands for a valid KS of user "mallory".
 const malPlaceholder = "MALKS"
 
+// fuzzMaxInput bounds the inputs the fuzz targets try, in bytes.
 const fuzzMaxInput = 64 << 10
 
 type fuzzKaltura struct {
@@ -249,7 +247,7 @@ func fuzzSeeds() []fuzzSeed {
 	const pm = "/p/123/sp/12300/playManifest/entryId/0_abc/protocol/https/format/applehttp/flavorIds/0_flav1"
 	const ref = "playSessionId=ef3b:2498&referrer=aHR0cDovLzEyNy4wLjAuMToxOTA5MS9zdGF0aWMvcGxheWVyLmh0bWw/c2NlbmFyaW89YW5vbg==&clientTag=html5:v3.17.95"
 	return []fuzzSeed{
-		// /work/shared/wire/requests.jsonl (kaltura-client 21.20.0, kaltura-player-js 3.17.95).
+		// kalturatest/testdata/wire-requests.jsonl (kaltura-client 21.20.0, kaltura-player-js 3.17.95).
 		{"POST", "/api_v3/service/session/action/startWidgetSession", "", js, `{"widgetId":"_123","expiry":86400,"format":1,"apiVersion":"21.20.0","clientTag":"node:25-07-20","kalsig":"4074f5185d32c54b16986a37af9ae1ef"}`, ""},
 		{"POST", "/api_v3/service/media/action/list", "", js, `{"filter":{"objectType":"KalturaMediaEntryFilter","nameLike":"foo","mediaTypeEqual":1,"orderBy":"-createdAt"},"pager":{"objectType":"KalturaFilterPager","pageSize":5,"pageIndex":2},"format":1,"apiVersion":"21.20.0","clientTag":"node:25-07-20","ks":"MALKS","kalsig":"e3977888e0a44c8032882f910c33456d"}`, ""},
 		{"POST", "/api_v3/service/apptoken/action/startSession", "", js, `{"id":"0_apptokenid","tokenHash":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","userId":"user@example.com","type":0,"expiry":3600,"format":1,"apiVersion":"21.20.0","clientTag":"node:25-07-20","kalsig":"d0bb566a0f2ddb99fae79365e7d2bde3"}`, ""},
@@ -362,161 +360,4 @@ func fuzzSeeds() []fuzzSeed {
 		{"POST", "/api_v3/service/multirequest", "", "multipart/form-data; boundary=xyz",
 			mp("xyz", [2]string{"json", "{\"1\":{\"service\":\"media\",\"action\":\"list\",\"ks\":\"\xd7\"}}"}, [2]string{"1:ks", "MALKS"}), ""},
 	}
-}
-
-// FuzzJSONScan checks the in-place JSON scanner against encoding/json.
-func FuzzJSONScan(f *testing.F) {
-	for _, s := range []string{
-		`{}`, `{"ks":"a"}`, ` {"a" : 1 , "b":[1,{"c":"}"}],"d":{"e":null}} `,
-		`{"1":{"service":"a","action":"b","ks":"x"},"2":{"ks":null},"ks":""}`,
-		`{"k\u0073":"\"x\\","":true,"n":-1.5e+3}`, `{"a":1,"a":2}`, `{"1":{"a":1,"a":2}}`,
-		`[1,2]`, `"x"`, `{"a":`, `{"a" 1}`, "{\"a\":\"\xff\"}", `{"0":{},"-1":{"x":{}},"01":{}}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > fuzzMaxInput {
-			return
-		}
-		// The one-pass validator agrees with encoding/json and utf8.Valid
-		// (below the depth limit).
-		valid := json.Valid(b) && utf8.Valid(b)
-		if ok, deep := validJSON(b, MaxJSONDepth); !deep && ok != valid {
-			t.Fatalf("validJSON %v, json.Valid and utf8.Valid %v: %q", ok, valid, b)
-		} else if deep != (jsonDepth(b) > MaxJSONDepth && valid) && valid {
-			t.Fatalf("validJSON deep %v, depth %d: %q", deep, jsonDepth(b), b)
-		}
-		ms, end, err := objectMembers(b, 0) // must not panic, whatever b is
-		sms, subs, serr := scanJSONParams(b)
-		if serr != nil {
-			var re *RequestError
-			if !errors.As(serr, &re) || re.Code == "" || re.Msg == "" {
-				t.Fatalf("scanJSONParams error %#v", serr)
-			}
-		}
-		if !json.Valid(b) {
-			if serr == nil {
-				t.Fatalf("scanJSONParams accepted invalid JSON %q", b)
-			}
-			return
-		}
-		start := skipWS(b, 0)
-		if b[start] != '{' {
-			if err == nil || serr == nil {
-				t.Fatalf("not an object, but objectMembers err %v, scanJSONParams err %v", err, serr)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("objectMembers(%q): %v", b, err)
-		}
-		if skipWS(b, end) != len(b) {
-			t.Fatalf("object ends at %d of %d", end, len(b))
-		}
-		keys, vals := jsonTopLevel(t, b[start:])
-		if len(keys) != len(ms) {
-			t.Fatalf("objectMembers found %d members, encoding/json %d", len(ms), len(keys))
-		}
-		validUTF8 := utf8.Valid(b)
-		for i, m := range ms {
-			if validUTF8 && m.key != keys[i] {
-				t.Fatalf("member %d: key %q, encoding/json %q", i, m.key, keys[i])
-			}
-			if got := string(b[m.valStart:m.valEnd]); got != string(vals[i]) {
-				t.Fatalf("member %d: value %q, encoding/json %q", i, got, vals[i])
-			}
-			if m.isObject != (vals[i][0] == '{') || m.isString != (vals[i][0] == '"') {
-				t.Fatalf("member %d: isObject %v isString %v for %q", i, m.isObject, m.isString, vals[i])
-			}
-			if k := string(b[m.keyStart:m.keyEnd]); validUTF8 && decodeJSONString([]byte(k)) != keys[i] {
-				t.Fatalf("member %d: key span %q", i, k)
-			}
-		}
-		// scanJSONParams: refused only for what it documents.
-		dup := duplicateKey(ms) != ""
-		nsubs := 0
-		for _, m := range ms {
-			if n, ok := subIndex(m.key); ok && m.isObject {
-				nsubs++
-				sm, _, err := objectMembers(b, m.valStart)
-				if err != nil {
-					t.Fatalf("sub-request %d: %v", n, err)
-				}
-				skeys, _ := jsonTopLevel(t, b[m.valStart:m.valEnd])
-				if len(skeys) != len(sm) {
-					t.Fatalf("sub-request %d: %d members, encoding/json %d", n, len(sm), len(skeys))
-				}
-				dup = dup || duplicateKey(sm) != ""
-			}
-		}
-		refusable := dup || !validUTF8 || jsonDepth(b) > MaxJSONDepth || nsubs > MaxSubRequests
-		switch {
-		case serr != nil && !refusable:
-			t.Fatalf("scanJSONParams refused %q: %v", b, serr)
-		case serr == nil && dup:
-			t.Fatalf("scanJSONParams accepted duplicate keys in %q", b)
-		case serr == nil:
-			// The one-pass scan finds what objectMembers finds, object by object.
-			if !slices.Equal(sms, ms) {
-				t.Fatalf("scanJSONParams: members %+v, objectMembers %+v", sms, ms)
-			}
-			k := 0
-			for _, m := range ms {
-				if n, ok := subIndex(m.key); ok && m.isObject {
-					want, _, _ := objectMembers(b, m.valStart)
-					if k >= len(subs) || subs[k].n != n || !slices.Equal(subs[k].ms, want) {
-						t.Fatalf("sub-request %q (%d in order): scanned %+v, objectMembers %+v", m.key, k, subs, want)
-					}
-					k++
-				}
-			}
-			if k != len(subs) {
-				t.Fatalf("scanJSONParams: %d sub-requests, objectMembers %d", len(subs), k)
-			}
-		}
-	})
-}
-
-// jsonTopLevel returns the keys and raw values of the JSON object b, in
-// order and with duplicates, as encoding/json reads them.
-func jsonTopLevel(t *testing.T, b []byte) ([]string, []json.RawMessage) {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("not an object: %v %v", tok, err)
-	}
-	var keys []string
-	var vals []json.RawMessage
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, tok.(string))
-		vals = append(vals, v)
-	}
-	return keys, vals
-}
-
-// jsonDepth returns the deepest nesting of objects and arrays in valid JSON.
-func jsonDepth(b []byte) int {
-	depth, max := 0, 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			i = skipString(b, i) - 1
-		case '{', '[':
-			depth++
-			if depth > max {
-				max = depth
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return max
 }

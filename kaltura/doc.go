@@ -1,0 +1,33 @@
+// Package kaltura implements the parts of the Kaltura protocol that a
+// KS-injecting proxy needs: the appToken session flow, the KS and error
+// formats, and where a KS lives in a request and how to replace it.
+//
+// A request goes through Prepare, which reads it (its body too, where the
+// server reads parameters from it) and returns a Plan; once a KS is at
+// hand, Plan.Apply places it and removes every client KS that would beat
+// it. A Client mints the KS. InspectAPIResponse and ManifestKSError read
+// Kaltura's answers for a KS it no longer accepts; WriteAPIError and
+// WriteVoid answer in Kaltura's format.
+//
+// It knows nothing of Caddy.
+package kaltura
+
+// The files, by concept:
+//
+//	plan.go       Prepare, Plan, the request classes and dispositions
+//	api.go        reading an api_v3 call (prepareAPI and its one-pass twin)
+//	widget.go     reading playManifest, thumbnail, download and raw URLs
+//	params.go     the merged parameter view: which call a request makes
+//	query.go      query and form pairs, and the query without its KSs
+//	php.go        PHP's parameter-name, decoding and number rules
+//	path.go       escaped paths: normalization and segments
+//	body.go       reading, keeping and replacing request bodies
+//	jsonscan.go   JSON request bodies: validation, members, KS places
+//	jsonstring.go JSON string literals
+//	multipart.go  multipart bodies
+//	apply.go      Apply: placing the KS as the plan says
+//	ks.go         KS alphabets and spellings, fingerprints, redaction
+//	session.go    the appToken session client
+//	response.go   reading Kaltura's answers for KS errors
+//	reply.go      answering in Kaltura's format
+//	errors.go     the error types

@@ -1,0 +1,204 @@
+// Reading an extwidget request (playManifest, thumbnail, download, raw
+// under /p/<pid>/…): where its path puts the action, and the plan that puts
+// the KS into the path as /ks/<KS> and leaves every client KS out.
+
+package kaltura
+
+import (
+	"net/http"
+	"strings"
+)
+
+// prepareWidget plans an extwidget request; rest is where the segments
+// after the action start (widgetPath's). The KS goes into the path; client
+// KSs leave the path, the query and, for an asset POST, a form body.
+func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int64) error {
+	var segBuf [16]string
+	var segs []string
+	if rest < len(ep) {
+		segs = splitPath(segBuf[:0], ep[rest:])
+	}
+	var queryBuf [16]queryPair
+	query := splitPairs(queryBuf[:0], r.URL.RawQuery)
+	// A kt URL token makes playManifest ignore any KS: nothing to inject.
+	// (thumbnail, download and raw have no such rule.) Only a kt Kaltura
+	// surely reads counts: anything else gets the KS injected, which is safe.
+	if pl.Class == PlayManifest && hasKT(segs, query) {
+		return nil
+	}
+	pl.Disposition = Inject
+	pl.path, pl.pathInsert = widgetPathWithoutKS(ep, rest, segs)
+	var ps params // none kept: every client KS goes
+	pl.query, pl.cutFrom, pl.cutTo = queryWithoutKS(r.URL.RawQuery, query, &ps)
+	pl.queryEdit = pl.cutTo > pl.cutFrom || pl.query != r.URL.RawQuery
+	// thumbnail, download and raw read POST before the path: remove a form KS.
+	if pl.Class == Asset && r.Method == http.MethodPost && hasBody(r) {
+		return pl.assetBodyWithoutKS(r, maxBody, &ps)
+	}
+	return nil
+}
+
+// widgetPathWithoutKS returns the extwidget path ep without its ks pairs
+// (segs are its segments from rest on), and where "/ks/<KS>" goes in it:
+// just before a trailing file name (a.m3u8), keeping the key/value
+// pairing, or at the end. TestWidgetPathKeptWhole checks its shortcut for a
+// path without ks pairs against joining the segments again.
+func widgetPathWithoutKS(ep string, rest int, segs []string) (path string, insert int) {
+	var keptBuf [24]string
+	kept := keptBuf[:0]
+	dropped := false
+	for i := 0; i < len(segs); i += 2 {
+		if i+1 < len(segs) {
+			if lenientUnescape(segs[i]) == "ks" {
+				dropped = true
+				continue
+			}
+			kept = append(kept, segs[i], segs[i+1])
+		} else {
+			kept = append(kept, segs[i])
+		}
+	}
+	if !dropped && len(kept) > 0 {
+		// The segments are all kept: joined again, they are ep[rest:], so
+		// the path stays ep.
+		insert = len(ep)
+		if len(kept)%2 == 1 {
+			insert -= len(kept[len(kept)-1]) + 1
+		}
+		return ep, insert
+	}
+	base := strings.TrimSuffix(ep[:min(rest, len(ep))], "/")
+	if len(kept)%2 == 1 {
+		path = base + "/" + strings.Join(kept, "/")
+		return path, len(path) - len(kept[len(kept)-1]) - 1
+	}
+	if len(kept) > 0 {
+		base += "/" + strings.Join(kept, "/")
+	}
+	return base, len(base)
+}
+
+// assetBodyWithoutKS reads the form or multipart body of an asset POST and
+// plans it without its client KS fields. A json field means nothing here.
+func (pl *Plan) assetBodyWithoutKS(r *http.Request, maxBody int64, ps *params) error {
+	var body paramBody
+	var err error
+	switch mt, mtParams := bodyType(r.Header.Get("Content-Type")); mt {
+	case "application/x-www-form-urlencoded":
+		err = pl.readForm(r, maxBody, &body)
+	case "multipart/form-data":
+		err = pl.readMultipart(r, maxBody, mtParams["boundary"], &body)
+		for i := range body.parts {
+			body.parts[i].isJSON = false
+		}
+	}
+	if err != nil {
+		return err
+	}
+	pl.body, err = body.withoutKS(ps)
+	return err
+}
+
+// hasKT reports whether playManifest sees a kt URL token: a path pair (the
+// path read as key/value pairs after dropping trailing slashes and a final
+// file name) or a query parameter named kt.
+func hasKT(segs []string, query []queryPair) bool {
+	n := len(segs)
+	for n > 0 && segs[n-1] == "" {
+		n--
+	}
+	for i := 0; i+1 < n; i += 2 {
+		if lenientUnescape(segs[i]) == "kt" {
+			return true
+		}
+	}
+	for _, p := range query {
+		if p.simple {
+			// PHP registers a simple name as it is.
+			if p.name == "kt" {
+				return true
+			}
+			continue
+		}
+		if phpVarBase(phpQueryUnescape(p.raw, true)) == "kt" {
+			return true
+		}
+	}
+	return false
+}
+
+// widgetPath splits an extwidget URL as Kaltura's rewrite rules and front
+// controller read it: /p/<pid>[/sp/<sp>]/<action>/<rest>, /s/p/… (playManifest
+// only), and the rewrite targets /index.php/extwidget/<action>/… and
+// /extwidget/<action>/…. It returns the decoded, lowercased action and the
+// offset of the segment after it (len(p)+1 when there is none). Trailing
+// slashes do not count as segments. TestWidgetPathStopsAtTheAction checks
+// it against splitting the whole path.
+func widgetPath(p string) (action string, rest int, ok bool) {
+	if !strings.HasPrefix(p, "/") {
+		return "", 0, false
+	}
+	// The action is at most the sixth segment: split no further than the
+	// seventh. n counts the segments but for trailing empty ones, and is
+	// len(segs)+1 when more follow.
+	var buf [widgetSegs]string
+	segs, more := splitPathN(buf[:0], p[1:], widgetSegs)
+	n := len(segs)
+	if more {
+		n++
+	} else {
+		for n > 0 && segs[n-1] == "" {
+			n--
+		}
+	}
+	i, short := 0, false
+	if n > 0 && segs[0] == "s" {
+		i, short = 1, true
+	}
+	switch {
+	case n > i+2 && segs[i] == "p":
+		i += 2
+		if n > i+2 && segs[i] == "sp" {
+			i += 2
+		}
+	case !short && n > 2 && segs[0] == "index.php" && segs[1] == "extwidget":
+		i = 2
+	case !short && n > 1 && segs[0] == "extwidget":
+		i = 1
+	default:
+		return "", 0, false
+	}
+	action = lowerAction(lenientUnescape(segs[i]))
+	if short && action != "playmanifest" {
+		return "", 0, false
+	}
+	rest = 1
+	for _, s := range segs[:i+1] {
+		rest += len(s) + 1
+	}
+	return action, rest, true
+}
+
+// widgetSegs is how many segments widgetPath splits at most.
+const widgetSegs = 7
+
+// lowerAction is strings.ToLower(a), without allocating for the actions
+// the proxy acts on.
+func lowerAction(a string) string {
+	for _, known := range [...]string{"playmanifest", "thumbnail", "download", "raw"} {
+		if len(a) == len(known) && strings.EqualFold(a, known) && isASCII(a) {
+			return known
+		}
+	}
+	return strings.ToLower(a)
+}
+
+// isASCII reports whether s has no byte ≥ 0x80.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
