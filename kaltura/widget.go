@@ -95,6 +95,13 @@ func (pl *Plan) assetBodyWithoutKS(r *http.Request, maxBody int64, ps *params) e
 	if err != nil {
 		return err
 	}
+	if body.kind == multipartBody && body.parts == nil {
+		// Go's reader found no part, but PHP's own multipart parser may
+		// find one (a KS, which beats the path here): what Kaltura gets
+		// is an empty form, never the client's bytes.
+		pl.body, err = buildMultipart(nil, body.boundary, ps)
+		return err
+	}
 	pl.body, err = body.withoutKS(ps)
 	return err
 }
