@@ -23,13 +23,10 @@ type wireRequest struct {
 	Body     string      `json:"body"`
 }
 
-// wireRequests reads the requests real Kaltura clients sent: the shared
-// recording when this checkout sits next to it, else the copy in testdata.
+// wireRequests reads the requests real Kaltura clients sent, recorded in
+// testdata.
 func wireRequests(t *testing.T) []wireRequest {
-	path := "../../shared/wire/requests.jsonl"
-	if _, err := os.Stat(path); err != nil {
-		path = "testdata/wire-requests.jsonl"
-	}
+	const path = "testdata/wire-requests.jsonl"
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
