@@ -119,6 +119,7 @@ const (
 	Refused                // not minted: a recent failure is remembered
 )
 
+// String is the outcome's name in logs, metrics and the cache placeholder.
 func (o Outcome) String() string {
 	switch o {
 	case Hit:
