@@ -19,9 +19,7 @@ import (
 // > 0 gives one error per sub-request.
 func WriteAPIError(w http.ResponseWriter, format, callback string, subRequests int, code, message string) {
 	h := w.Header()
-	if h.Get("Access-Control-Allow-Origin") == "" {
-		h.Set("Access-Control-Allow-Origin", "*")
-	}
+	AllowAnyOrigin(h)
 	if h.Get("Access-Control-Expose-Headers") == "" {
 		h.Set("Access-Control-Expose-Headers", "X-Kaltura, X-Kaltura-App, X-Kaltura-Session")
 	}
@@ -119,9 +117,7 @@ func jsonpCallback(cb string) string {
 // WriteVoid answers an api_v3 call whose result is void (session.end).
 func WriteVoid(w http.ResponseWriter, format, callback string) {
 	h := w.Header()
-	if h.Get("Access-Control-Allow-Origin") == "" {
-		h.Set("Access-Control-Allow-Origin", "*")
-	}
+	AllowAnyOrigin(h)
 	var body string
 	switch format {
 	case "1":
