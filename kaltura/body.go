@@ -121,6 +121,9 @@ func (pl *Plan) readForm(r *http.Request, maxBody int64, body *paramBody) error 
 	if err != nil {
 		return err
 	}
+	if err := checkInputVars(string(b), "form body"); err != nil {
+		return err
+	}
 	body.kind, body.raw, body.form = formBody, b, splitPairs(nil, string(b))
 	return nil
 }

@@ -103,6 +103,10 @@ func (pl *Plan) Prepare(r *http.Request, maxBody int64) error {
 		pl.Class = PassThrough
 		return badRequest("the URL path has empty or dot segments (//, /./, /../): send it normalized")
 	}
+	if class, err := checkFrontEnd(r.Method, ep, r.URL.RawQuery, pl.Class); err != nil {
+		pl.Class = class
+		return err
+	}
 	if pl.Class != PassThrough && len(ep)+len(r.URL.RawQuery) > MaxURLLength {
 		return &RequestError{Code: "BAD_REQUEST", Status: http.StatusRequestURITooLong,
 			Msg: fmt.Sprintf("URL longer than %d bytes", MaxURLLength)}

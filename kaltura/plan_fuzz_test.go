@@ -359,5 +359,19 @@ func fuzzSeeds() []fuzzSeed {
 			mp("xyz", [2]string{"json", `[{"service":"media","action":"list","ks":"MALKS"}]`}), ""},
 		{"POST", "/api_v3/service/multirequest", "", "multipart/form-data; boundary=xyz",
 			mp("xyz", [2]string{"json", "{\"1\":{\"service\":\"media\",\"action\":\"list\",\"ks\":\"\xd7\"}}"}, [2]string{"1:ks", "MALKS"}), ""},
+		// The front end routes on the decoded path and cuts at /swfparams/;
+		// playManifest honours only a truthy kt and reads its path with
+		// getRequestParams; PHP keeps max_input_vars variables
+		// (frontend_test.go has them all).
+		{"GET", "/api%5Fv3/service/media/action/list/ks/MALKS", "format=1", "", "", ""},
+		{"GET", "/%70/123/sp/12300/playManifest/entryId/0_abc/ks/MALKS/a.m3u8", "", "", "", ""},
+		{"GET", "/index%2Ephp/extwidget/playManifest/entryId/0_abc/ks/MALKS/a.m3u8", "", "", "", ""},
+		{"GET", pm + "/ks/MALKS/a.m3u8", "kt=", "", "", ""},
+		{"GET", pm + "/kt/0/ks/MALKS/a.m3u8", "", "", "", ""},
+		{"GET", pm + "/index.php/ks/MALKS/a.m3u8", "", "", "", ""},
+		{"POST", pm + "/0/x/a.m3u8", "", form, "ks=MALKS", ""},
+		{"POST", pm + "/swfparams/x/a.m3u8", "", form, "ks=MALKS", ""},
+		{"GET", "/api_v3/service/media/action/list%3Fks=MALKS", "", "", "", ""},
+		{"GET", "/api_v3/index.php", "service=media&action=list&ks=MALKS&" + strings.Repeat("v=&", 1000) + "service=apptoken&action=startsession", "", "", ""},
 	}
 }

@@ -20,11 +20,17 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 	}
 	var queryBuf [16]queryPair
 	query := splitPairs(queryBuf[:0], r.URL.RawQuery)
-	// A kt URL token makes playManifest ignore any KS: nothing to inject.
-	// (thumbnail, download and raw have no such rule.) Only a kt Kaltura
-	// surely reads counts: anything else gets the KS injected, which is safe.
-	if pl.Class == PlayManifest && hasKT(segs, query) {
-		return nil
+	if pl.Class == PlayManifest {
+		if err := checkManifestPath(segs); err != nil {
+			return err
+		}
+		// A truthy kt URL token makes playManifest ignore any KS: nothing
+		// to inject. (thumbnail, download and raw have no such rule.) Only
+		// a kt Kaltura surely reads as truthy counts: anything else gets
+		// the KS injected, which is safe.
+		if truthyKT(segs, query) {
+			return nil
+		}
 	}
 	pl.Disposition = Inject
 	pl.path, pl.pathInsert = widgetPathWithoutKS(ep, rest, segs)
@@ -106,33 +112,67 @@ func (pl *Plan) assetBodyWithoutKS(r *http.Request, maxBody int64, ps *params) e
 	return err
 }
 
-// hasKT reports whether playManifest sees a kt URL token: a path pair (the
-// path read as key/value pairs after dropping trailing slashes and a final
-// file name) or a query parameter named kt.
-func hasKT(segs []string, query []queryPair) bool {
+// checkManifestPath refuses a playManifest path (segs: the segments after
+// the action) that Kaltura reads other than as key/value pairs from the
+// first segment on. playManifest reads its path with getRequestParams, which
+// drops every segment equal to a part of SCRIPT_NAME (/index.php) and stops
+// at a key "0": either would shift or hide the /ks/<KS> the proxy adds, so
+// that a KS in the query or the body wins.
+func checkManifestPath(segs []string) error {
+	n := len(segs)
+	for n > 0 && segs[n-1] == "" {
+		n--
+	}
+	for i, sg := range segs[:n] {
+		switch lenientUnescape(sg) {
+		case "index.php":
+			return badRequest("the playManifest path has an index.php segment, which Kaltura drops before it reads the path's key/value pairs: leave it out")
+		case "0":
+			// The last segment of an odd count is the file name (a.m3u8):
+			// the KS goes before it, so a "0" there hides nothing.
+			if i%2 == 0 && !(i == n-1) {
+				return badRequest("the playManifest path has a key \"0\", where Kaltura stops reading the path's key/value pairs: leave it out")
+			}
+		}
+	}
+	return nil
+}
+
+// truthyKT reports whether playManifest surely sees a truthy kt URL token
+// (PHP's `if ($ksStr && !$urlToken)`: "" and "0" are falsy). The path
+// (read as key/value pairs after dropping trailing slashes and a final file
+// name; the first kt wins) beats the query (the last kt wins). A kt under a
+// name PHP mangles, or only in the body, does not count: the KS is injected,
+// which is safe whatever Kaltura makes of the kt.
+func truthyKT(segs []string, query []queryPair) bool {
 	n := len(segs)
 	for n > 0 && segs[n-1] == "" {
 		n--
 	}
 	for i := 0; i+1 < n; i += 2 {
 		if lenientUnescape(segs[i]) == "kt" {
-			return true
+			return phpTruthy(lenientUnescape(segs[i+1]))
 		}
 	}
+	kt, found := "", false
 	for _, p := range query {
 		if p.simple {
 			// PHP registers a simple name as it is.
 			if p.name == "kt" {
-				return true
+				kt, found = phpQueryUnescape(p.raw, false), true
 			}
 			continue
 		}
 		if phpVarBase(phpQueryUnescape(p.raw, true)) == "kt" {
-			return true
+			return false
 		}
 	}
-	return false
+	return found && phpTruthy(kt)
 }
+
+// phpTruthy reports whether PHP reads the string s as true: all strings but
+// "" and "0" are.
+func phpTruthy(s string) bool { return s != "" && s != "0" }
 
 // widgetPath splits an extwidget URL as Kaltura's rewrite rules and front
 // controller read it: /p/<pid>[/sp/<sp>]/<action>/<rest>, /s/p/… (playManifest

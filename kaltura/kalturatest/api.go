@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,7 +60,7 @@ func apiParams(r *http.Request) (sources, map[string]any) {
 	}
 	br := readBody(r)
 	src := sources{
-		path:  nestColons(apiPathParams(rest)),
+		path:  nestColons(scriptPathParams(rest, "api_v3", "index.php")),
 		query: nestColons(queryParams(r.URL)),
 		body:  nestColons(mergeReplace(br.post, br.files)),
 	}
@@ -67,23 +68,24 @@ func apiParams(r *http.Request) (sources, map[string]any) {
 	return src, merged
 }
 
-// apiPathParams reads the path after the script as
+// scriptPathParams reads the path after the script as
 // infraRequestUtils::getRequestParams does:
 //
 //	$pathParts = array_diff(explode('/', $_SERVER['PHP_SELF']), explode('/', $_SERVER['SCRIPT_NAME']));
 //	while (current($pathParts)) { $key = each(...); $value = each(...); first key wins }
 //
-// so every "", "api_v3" and "index.php" segment is dropped wherever it is
-// (PHP_SELF is decoded), and reading stops at a falsy key ("0"). A trailing
-// key without a value is ignored.
-func apiPathParams(rest string) map[string]any {
+// so every "" segment and every segment equal to a part of SCRIPT_NAME
+// (script: "api_v3" and "index.php" for api_v3, "index.php" for extwidget)
+// is dropped wherever it is (PHP_SELF is decoded), and reading stops at a
+// falsy key ("0"). A trailing key without a value is ignored.
+func scriptPathParams(rest string, script ...string) map[string]any {
 	var segs []string
 	for _, sg := range strings.Split(rest, "/") {
-		switch d := rawURLDecode(sg); d {
-		case "", "api_v3", "index.php":
-		default:
-			segs = append(segs, d)
+		d := rawURLDecode(sg)
+		if d == "" || slices.Contains(script, d) {
+			continue
 		}
+		segs = append(segs, d)
 	}
 	m := map[string]any{}
 	for i := 0; i+1 < len(segs); i += 2 {

@@ -384,6 +384,11 @@ func setCORS(h http.Header) {
 // ServeHTTP implements http.Handler.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setCORS(w.Header())
+	if !frontEnd(r) {
+		e.addRecords([]Record{{Method: r.Method, Path: r.URL.EscapedPath(), Kind: "other"}})
+		http.NotFound(w, r)
+		return
+	}
 	p := r.URL.EscapedPath()
 	isAPI := p == "/api_v3" || strings.HasPrefix(p, "/api_v3/") || p == "/api" || strings.HasPrefix(p, "/api/")
 	if r.Method == http.MethodOptions {

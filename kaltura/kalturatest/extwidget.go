@@ -37,7 +37,15 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	path := pathPairs(rest)
+	var path map[string]any
+	if kind == "playManifest" {
+		// playManifest reads its parameters with getRequestParams; PHP_SELF
+		// is /index.php/extwidget/<action>/<rest>, its first pair
+		// extwidget/<action>.
+		path = scriptPathParams(strings.Join(rest, "/"), "index.php")
+	} else {
+		path = symfonyPathParams(rest)
+	}
 	query := queryParams(r.URL)
 	rec := Record{Method: r.Method, Path: p, Kind: kind, Action: action}
 	if kind == "serveFlavor" {
@@ -76,8 +84,8 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // extwidgetPath reads an extwidget path: the kind of call, its lowercased
-// action, and the segments after the action that are read as key/value
-// pairs (a final odd segment is a file name, left out).
+// action, and the segments after the action, which are read as key/value
+// pairs (a final odd segment is a file name).
 func extwidgetPath(p string) (kind, action string, rest []string, ok bool) {
 	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	for len(segs) > 0 && segs[len(segs)-1] == "" {
@@ -108,11 +116,22 @@ func extwidgetPath(p string) (kind, action string, rest []string, ok bool) {
 	if !ok || (short && kind != "playManifest") {
 		return "", "", nil, false
 	}
-	rest = segs[i+1:]
-	if len(rest)%2 == 1 {
-		rest = rest[:len(rest)-1] // final a.<ext> segment is a file name
+	return kind, action, segs[i+1:], true
+}
+
+// symfonyPathParams reads the segments after a symfony action as
+// sfRouting::parse does for the route /:module/:action/*: the pairs
+// (PATH_INFO is decoded; a final odd segment is left out) are joined as
+// "key=value&" and read by parse_str, which decodes them again, mangles
+// the names as for a query, and keeps the last of each name.
+func symfonyPathParams(rest []string) map[string]any {
+	var b strings.Builder
+	for i := 0; i+1 < len(rest); i += 2 {
+		b.WriteString(rawURLDecode(rest[i]) + "=" + rawURLDecode(rest[i+1]) + "&")
 	}
-	return kind, action, rest, true
+	m := map[string]any{}
+	phpParseQuery(b.String(), m, false)
+	return m
 }
 
 // extwidgetKS returns the KS an extwidget call uses and where it came
@@ -136,7 +155,9 @@ func extwidgetKS(r *http.Request, kind string, path, query map[string]any) (ks, 
 		pick(path, "path")
 		pick(query, "query")
 		pick(body, "body")
-		if isset(path, "kt") || isset(query, "kt") || isset(body, "kt") {
+		// if ($ksStr && !$urlToken): a truthy kt (merged path > query >
+		// body) makes playManifest ignore the KS.
+		if phpTruthy(mergeReplace(body, mergeReplace(query, path))["kt"]) {
 			ks, src = "", ""
 		}
 	} else {

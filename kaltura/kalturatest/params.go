@@ -70,10 +70,23 @@ func unhex(c byte) byte {
 	}
 }
 
-// phpParseQuery parses s like PHP's parse_str / $_GET into m. Later
-// duplicates win; bracket syntax a[b][]=v nests.
-func phpParseQuery(s string, m map[string]any) {
+// maxInputVars is PHP's max_input_vars: the variables of a source past
+// it are dropped.
+const maxInputVars = 1000
+
+// phpParseQuery parses s like PHP's parse_str / $_GET (or, with form,
+// $_POST from a form body) into m. Later duplicates win; bracket syntax
+// a[b][]=v nests. PHP keeps the first maxInputVars variables: of a query
+// the non-empty pairs count, of a form body every '&'-separated piece.
+func phpParseQuery(s string, m map[string]any, form bool) {
+	n := 0
 	for _, part := range strings.Split(s, "&") {
+		if part == "" && !form {
+			continue
+		}
+		if n++; n > maxInputVars {
+			return
+		}
 		if part == "" {
 			continue
 		}
@@ -152,23 +165,6 @@ func nextIndex(m map[string]any) int {
 		}
 	}
 	return n
-}
-
-// pathPairs reads key/value pairs from escaped path segments; the first
-// occurrence of a key wins, a trailing key without value is ignored.
-func pathPairs(segs []string) map[string]any {
-	m := map[string]any{}
-	for i := 0; i+1 < len(segs); i += 2 {
-		k := rawURLDecode(segs[i])
-		if k == "" {
-			continue
-		}
-		if _, dup := m[k]; dup {
-			continue
-		}
-		m[k] = rawURLDecode(segs[i+1])
-	}
-	return m
 }
 
 // normJSON converts decoded JSON to the params representation: objects and
@@ -328,7 +324,7 @@ func readBody(r *http.Request) bodyResult {
 		// PHP fills $_POST (form and multipart) for POST requests only.
 	case mt == "application/x-www-form-urlencoded":
 		b, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
-		phpParseQuery(string(b), res.form)
+		phpParseQuery(string(b), res.form, true)
 	case mt == "multipart/form-data" && mparams["boundary"] != "":
 		mr := multipart.NewReader(r.Body, mparams["boundary"])
 		for {
@@ -370,7 +366,7 @@ func readBody(r *http.Request) bodyResult {
 // queryParams parses the raw query PHP-style.
 func queryParams(u *url.URL) map[string]any {
 	m := map[string]any{}
-	phpParseQuery(u.RawQuery, m)
+	phpParseQuery(u.RawQuery, m, false)
 	return m
 }
 
@@ -406,6 +402,23 @@ func scalarString(v any) (string, bool) {
 	default:
 		return "", false
 	}
+}
+
+// phpTruthy reports whether PHP reads v as true: strings but "" and "0",
+// non-zero numbers, true, and non-empty arrays.
+func phpTruthy(v any) bool {
+	switch t := v.(type) {
+	case string:
+		return t != "" && t != "0"
+	case json.Number:
+		f, err := strconv.ParseFloat(t.String(), 64)
+		return err != nil || f != 0
+	case bool:
+		return t
+	case map[string]any:
+		return len(t) > 0
+	}
+	return false
 }
 
 // isset reports PHP isset(): present and not null.

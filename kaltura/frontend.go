@@ -1,0 +1,65 @@
+// The web server in front of Kaltura: what it does to a request before PHP
+// reads it, and the requests on which its reading and the proxy's could
+// part, which Prepare refuses.
+//
+//   - It routes on the percent-decoded path (RFC 3986: %5F is _), so
+//     /api%5Fv3/… and /%70/<pid>/sp/<sp>/playManifest/… reach the same PHP
+//     code as their plain spellings.
+//   - A decoded '?' in a path it rewrites became the query of the rewritten
+//     URL (Apache before 2.4.60).
+//   - Kaltura's rewrites cut an extwidget path at its last /swfparams/
+//     segment, and with it the /ks/<KS> the proxy adds.
+//   - A '#' in the request target ends it: the query is cut there.
+//   - PHP keeps at most max_input_vars (1,000) variables of each source.
+
+package kaltura
+
+import "strings"
+
+// MaxInputVars is PHP's max_input_vars: PHP keeps the first 1,000
+// variables of the query, and of a form or multipart body, and drops the
+// rest silently.
+const MaxInputVars = 1000
+
+// checkFrontEnd refuses a request the front end may route or cut
+// differently from the proxy: class is classify's reading of the escaped
+// path ep. It returns the class to answer a refusal in.
+func checkFrontEnd(method, ep, rawQuery string, class Class) (Class, error) {
+	if strings.IndexByte(ep, '%') >= 0 {
+		dp := lenientUnescape(ep)
+		routed, _ := classify(method, dp)
+		if strings.IndexByte(dp, '?') >= 0 {
+			if class == PassThrough {
+				class = routed
+			}
+			return class, badRequest("the URL path has an encoded '?' (%%3F), which the web server in front of Kaltura may read as the start of the query: send it unencoded in the query")
+		}
+		if routed != class {
+			return routed, badRequest("the URL path spells its route percent-encoded: the web server in front of Kaltura decodes it and routes it as %s; send the path's /api_v3/, /p/, /sp/, /s/, /index.php/ and /extwidget/ unencoded", routed)
+		}
+	}
+	if class == PassThrough {
+		return class, nil
+	}
+	if class != API && strings.Contains(lenientUnescape(ep), "/swfparams/") {
+		return class, badRequest("the URL path has a swfparams segment, where Kaltura's rewrites cut the path: leave it out")
+	}
+	if strings.IndexByte(rawQuery, '#') >= 0 {
+		return class, badRequest("the URL query has a '#', where the web server in front of Kaltura ends the URL: send it encoded (%%23)")
+	}
+	if err := checkInputVars(rawQuery, "URL query"); err != nil {
+		return class, err
+	}
+	return class, nil
+}
+
+// checkInputVars refuses a query or form body with more pairs than PHP
+// reads. PHP counts the '&'-separated pairs (a form body's empty ones too)
+// and keeps the first MaxInputVars: past them it may read another call than
+// the proxy, or drop the KS the proxy adds. One pair is left for that KS.
+func checkInputVars(raw, where string) error {
+	if len(raw) >= MaxInputVars-2 && strings.Count(raw, "&") >= MaxInputVars-2 {
+		return badRequest("the %s has %d or more parameters: Kaltura's PHP reads only the first %d (max_input_vars), and the KS the proxy adds must be one of them", where, MaxInputVars-1, MaxInputVars)
+	}
+	return nil
+}
