@@ -15,6 +15,8 @@ package kaltura
 // The files, by concept:
 //
 //	plan.go       Prepare, Plan, the request classes and dispositions
+//	frontend.go   what the web server in front of Kaltura does first, and
+//	              the requests it may read otherwise (refused)
 //	api.go        reading an api_v3 call (prepareAPI and its one-pass twin)
 //	widget.go     reading playManifest, thumbnail, download and raw URLs
 //	params.go     the merged parameter view: which call a request makes
