@@ -291,4 +291,5 @@ $out['get'] = json_encode($_GET, $dbg);
 $out['post'] = json_encode($_POST, $dbg);
 $out['files'] = json_encode($_FILES, $dbg);
 $out['warnings'] = $GLOBALS['oracle_warnings'];
-echo json_encode($out, $dbg);
+// To a file: php-cgi prints no body for HEAD.
+file_put_contents(getenv('ORACLE_OUT'), json_encode($out, $dbg));

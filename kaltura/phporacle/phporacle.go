@@ -112,6 +112,10 @@ func scriptFile() (string, error) {
 // and X-Kaltura-Ks matter) and body its body.
 func Read(method, requestTarget string, header http.Header, body []byte) (*Reading, error) {
 	rt := frontEnd(requestTarget)
+	if method == http.MethodOptions && rt.Class != "static" {
+		// Both index.php files answer a CORS preflight and exit.
+		rt = route{Class: "static", Query: rt.Query, Note: "OPTIONS: the CORS preflight exits"}
+	}
 	rd := &Reading{Class: rt.Class, ScriptName: rt.ScriptName, PathInfo: rt.PathInfo, Query: rt.Query, Note: rt.Note}
 	if rt.Class == "static" {
 		return rd, nil
@@ -128,9 +132,18 @@ func Read(method, requestTarget string, header http.Header, body []byte) (*Readi
 		"CONTENT_LENGTH=" + strconv.Itoa(len(body)),
 		"ORACLE_SCRIPT_NAME=" + rt.ScriptName, "ORACLE_PATH_INFO=" + rt.PathInfo, "ORACLE_CLASS=" + rt.Class,
 	}
+	outFile, err := os.CreateTemp(filepath.Dir(sp), "out")
+	if err != nil {
+		return nil, err
+	}
+	outFile.Close()
+	defer os.Remove(outFile.Name())
+	env = append(env, "ORACLE_OUT="+outFile.Name())
 	env = append(env, cgiHeaders(header)...)
+	// display_errors must stay off, as in production: a startup warning
+	// shown on the output makes PHP drop $_POST. Warnings go to stderr.
 	cmd := exec.Command("php-cgi", "-n",
-		"-d", "max_input_vars=1000", "-d", "display_errors=stderr", "-d", "log_errors=0",
+		"-d", "max_input_vars=1000", "-d", "display_errors=0", "-d", "log_errors=1",
 		"-d", "html_errors=0", "-d", "cgi.fix_pathinfo=0", "-d", "error_reporting=-1")
 	cmd.Env = env
 	cmd.Stdin = bytes.NewReader(body)
@@ -140,14 +153,9 @@ func Read(method, requestTarget string, header http.Header, body []byte) (*Readi
 		return nil, fmt.Errorf("php-cgi: %v\nstdout: %s\nstderr: %s", err, stdout.Bytes(), stderr.Bytes())
 	}
 	rd.Stderr = stderr.String()
-	out := stdout.Bytes()
-	if _, b, ok := bytes.Cut(out, []byte("\r\n\r\n")); ok { // the CGI header
-		out = b
-	}
-	if i := bytes.LastIndex(out, []byte(`{"class"`)); i > 0 {
-		// PHP's startup warnings (max_input_vars) come first.
-		rd.Stderr += string(bytes.TrimSpace(out[:i]))
-		out = out[i:]
+	out, err := os.ReadFile(outFile.Name())
+	if err != nil {
+		return nil, err
 	}
 	if err := rd.decode(out); err != nil {
 		return nil, fmt.Errorf("php-cgi output: %v\n%s\nstderr: %s", err, stdout.Bytes(), stderr.Bytes())

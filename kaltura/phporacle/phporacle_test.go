@@ -77,6 +77,10 @@ func TestReadings(t *testing.T) {
 		{"asset: path beats query", "GET", "/p/1/sp/100/download/entry_id/0_a/ks/P?ks=Q", "", "", "", "asset", []string{`"P"`}, ""},
 		{"serveFlavor is static", "GET", "/p/1/sp/100/serveFlavor/entryId/0_a/ks/P", "", "", "", "static", nil, ""},
 		{"fragment cut", "GET", "/api_v3/service/media/action/list?format=1#&ks=Q", "", "", "", "api", []string{"<none>"}, ""},
+		{"HEAD is read like GET", "HEAD", "/p/1/playManifest/entryId/0_a/ks/P/a.m3u8", "", "", "", "playManifest", []string{`"P"`}, ""},
+		{"OPTIONS is a preflight", "OPTIONS", "/api_v3/service/media/action/list/ks/P", "", "", "", "static", nil, ""},
+		{"multipart json survives 1001 query vars", "POST", "/api_v3/service/media/action/list?" + many(1001)[1:], "multipart/form-data; boundary=B",
+			"--B\r\nContent-Disposition: form-data; name=\"json\"\r\n\r\n{\"ks\":\"B\"}\r\n--B--\r\n", "", "api", []string{`"B"`}, ""},
 		{"static file", "GET", "/favicon.ico?ks=Q", "", "", "", "static", nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
