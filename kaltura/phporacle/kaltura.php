@@ -3,7 +3,7 @@
 // routes it (phporacle.go sets ORACLE_* to the routed script name, path info
 // and class). It reproduces the parts of kaltura/server that decide which KS
 // takes effect, and prints a JSON reading. Sources (kaltura/server):
-// infraRequestUtils::getRequestParams, KalturaFrontController::run and
+// infraRequestUtils::getRequestParams (Venus-22.19.0), KalturaFrontController::run and
 // handleMultiRequest, KalturaDispatcher::dispatch, playManifestAction,
 // vendor/symfony request/sfWebRequest.class.php and controller/sfRouting.class.php.
 
@@ -22,45 +22,39 @@ $_SERVER['PATH_INFO'] = getenv('ORACLE_PATH_INFO');
 $_SERVER['PHP_SELF'] = $_SERVER['SCRIPT_NAME'] . $_SERVER['PATH_INFO'];
 $class = getenv('ORACLE_CLASS');
 
-// each() as PHP 7 had it: the current pair, and advance; false at the end.
-function oracle_each(array &$a)
+// infraRequestUtils::getUrlRequestParams and getRequestParams as of
+// Venus-22.19.0, without the v3cache time truncation (no configuration).
+// A path key "0" (falsy) ends the pairs; a last key without a value gets
+// false.
+function getUrlRequestParams()
 {
-	$k = key($a);
-	if ($k === null)
-		return false;
-	$v = current($a);
-	next($a);
-	return array(1 => $v, 'value' => $v, 0 => $k, 'key' => $k);
-}
-
-// infraRequestUtils::getRequestParams, with each() emulated and without the
-// v3cache time truncation (no configuration).
-function getRequestParams()
-{
-	static $requestParams = null;
-	if (!is_null($requestParams))
-		return $requestParams;
 	$scriptParts = explode('/', $_SERVER['SCRIPT_NAME']);
 	$pathParts = array();
 	if (isset($_SERVER['PHP_SELF']))
 		$pathParts = explode('/', $_SERVER['PHP_SELF']);
 	$pathParts = array_diff($pathParts, $scriptParts);
-
 	$params = array();
-	reset($pathParts);
 	while (current($pathParts)) {
-		$key = oracle_each($pathParts);
-		$value = oracle_each($pathParts);
-		$value = $value === false ? null : $value['value'];
-		if (!array_key_exists($key['value'], $params))
-			$params[$key['value']] = $value;
+		$key = current($pathParts);
+		$value = next($pathParts);
+		next($pathParts);
+		if (!array_key_exists($key, $params))
+			$params[$key] = $value;
 	}
+	return array_replace_recursive($_GET, $params);
+}
 
+function getRequestParams()
+{
+	static $requestParams = null;
+	if (!is_null($requestParams))
+		return $requestParams;
+	$params = getUrlRequestParams();
 	$post = null;
 	if (isset($_SERVER['CONTENT_TYPE'])) {
 		if (strtolower($_SERVER['CONTENT_TYPE']) == 'application/json') {
-			$requestBody = file_get_contents("php://input");
-			if (preg_match('/^\{.*\}$/', $requestBody))
+			$requestBody = trim(file_get_contents("php://input"));
+			if (str_starts_with($requestBody, '{') && str_ends_with($requestBody, '}'))
 				$post = json_decode($requestBody, true);
 		} elseif (strpos(strtolower($_SERVER['CONTENT_TYPE']), 'multipart/form-data') === 0 && isset($_POST['json'])) {
 			$post = json_decode($_POST['json'], true);
@@ -68,7 +62,7 @@ function getRequestParams()
 	}
 	if (!$post)
 		$post = $_POST;
-	$requestParams = array_replace_recursive($post, $_FILES, $_GET, $params);
+	$requestParams = array_replace_recursive($post, $_FILES, $params);
 	return $requestParams;
 }
 
