@@ -104,13 +104,6 @@ func phpVerdict(t testing.TB, fk *fuzzKaltura, r *http.Request) string {
 	return "safe"
 }
 
-// sameKS compares KSs as Kaltura's parser does: it maps '-' to '+' and
-// '_' to '/' before decoding, so both base64 alphabets name the same KS.
-func sameKS(a, b string) bool {
-	r := strings.NewReplacer("-", "+", "_", "/")
-	return r.Replace(a) == r.Replace(b)
-}
-
 func phpRead(t testing.TB, method, target string, h http.Header, body []byte) *phporacle.Reading {
 	t.Helper()
 	rd, err := phporacle.Read(method, target, h, body)
