@@ -7,6 +7,9 @@
 //     code as their plain spellings.
 //   - A decoded '?' in a path it rewrites became the query of the rewritten
 //     URL (Apache before 2.4.60).
+//   - Kaltura's rewrites send any path with api_v3/service/ in it to
+//     api_v3 (the rule is not anchored, and runs again after the rewrites
+//     of player paths).
 //   - Kaltura's rewrites cut an extwidget path at its last /swfparams/
 //     segment, and with it the /ks/<KS> the proxy adds.
 //   - A '#' in the request target ends it: the query is cut there.
@@ -21,12 +24,16 @@ import "strings"
 // rest silently.
 const MaxInputVars = 1000
 
+// apiService is what Kaltura's unanchored rewrite rule looks for.
+const apiService = "api_v3/service/"
+
 // checkFrontEnd refuses a request the front end may route or cut
 // differently from the proxy: class is classify's reading of the escaped
 // path ep. It returns the class to answer a refusal in.
 func checkFrontEnd(method, ep, rawQuery string, class Class) (Class, error) {
+	dp := ep
 	if strings.IndexByte(ep, '%') >= 0 {
-		dp := lenientUnescape(ep)
+		dp = lenientUnescape(ep)
 		routed, _ := classify(method, dp)
 		if strings.IndexByte(dp, '?') >= 0 {
 			if class == PassThrough {
@@ -38,10 +45,13 @@ func checkFrontEnd(method, ep, rawQuery string, class Class) (Class, error) {
 			return routed, badRequest("the URL path spells its route percent-encoded: the web server in front of Kaltura decodes it and routes it as %s; send the path's /api_v3/, /p/, /sp/, /s/, /index.php/ and /extwidget/ unencoded", routed)
 		}
 	}
+	if i := strings.Index(dp, apiService); i >= 0 && (i != 1 || strings.Contains(dp[i+1:], apiService)) {
+		return API, badRequest("the URL path has api_v3/service/ after its start, which Kaltura's rewrites route to api_v3: send api_v3 calls as /api_v3/service/…")
+	}
 	if class == PassThrough {
 		return class, nil
 	}
-	if class != API && strings.Contains(lenientUnescape(ep), "/swfparams/") {
+	if class != API && strings.Contains(dp, "/swfparams/") {
 		return class, badRequest("the URL path has a swfparams segment, where Kaltura's rewrites cut the path: leave it out")
 	}
 	if strings.IndexByte(rawQuery, '#') >= 0 {

@@ -59,6 +59,9 @@ func frontEndCases() []frontEndCase {
 		// playManifest reads its path as getRequestParams does.
 		{"index.php segment in a playManifest path", "GET", pm + "/flavorIds/0_f/index.php/ks/MALKS/a.m3u8", "", ""},
 		{"key 0 in a playManifest path", "POST", pm + "/0/x/a.m3u8", form, "ks=MALKS"},
+		// Kaltura's rewrites send api_v3/service/ anywhere to api_v3.
+		{"api_v3/service/ after a prefix", "GET", "/x/api_v3/service/media/action/list/ks/MALKS", "", ""},
+		{"api_v3/service/ in a playManifest path", "GET", pm + "/x/api_v3/service/media/action/list/ks/MALKS/y", "", ""},
 		// Kaltura's rewrites cut the path at /swfparams/.
 		{"swfparams in a playManifest path", "POST", pm + "/swfparams/x/a.m3u8", form, "ks=MALKS"},
 		// PHP's max_input_vars.

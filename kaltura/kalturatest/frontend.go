@@ -13,7 +13,8 @@ import (
 //   - the path is routed percent-decoded (%5F is _): the emulator then reads
 //     the decoded path in its canonical escaping;
 //   - outside api_v3, the path is cut at its last /swfparams/ segment
-//     (RewriteRule ^(.*)/swfparams/(.*) /$1);
+//     (RewriteRule ^(.*)/swfparams/(.*) /$1), and a path with
+//     api_v3/service/ in it goes to api_v3 (an unanchored rule);
 //   - a decoded '?' in a rewritten path starts the query of the rewritten
 //     URL, which replaces the client's (Apache before 2.4.60, the reading
 //     that loses most).
@@ -28,6 +29,9 @@ func frontEnd(r *http.Request) bool {
 	if p := r.URL.Path; !strings.HasPrefix(p, "/api_v3/") && !strings.HasPrefix(p, "/api/") {
 		if i := strings.LastIndex(p, "/swfparams/"); i >= 0 {
 			r.URL.Path = p[:i]
+		}
+		if i := strings.Index(r.URL.Path, "api_v3/service/"); i >= 0 {
+			r.URL.Path = "/api_v3/index.php/" + r.URL.Path[i+len("api_v3/"):]
 		}
 	}
 	if i := strings.IndexByte(r.URL.Path, '?'); i >= 0 {

@@ -57,6 +57,7 @@ func TestFrontEndReadings(t *testing.T) {
 		{"# ends the query", "GET", "/api_v3/service/media/action/list?ks=" + m + "#&ks=" + a, "", "", "api", "mallory", "query"},
 		{"decoded ? starts the query", "GET", "/api_v3/service/media/action/list%3Fks=" + m + "?ks=" + a, "", "", "api", "mallory", "query"},
 		{"swfparams cuts the path", "POST", pm + "/swfparams/x/ks/" + a + "/a.m3u8", form, "ks=" + m, "playManifest", "mallory", "body"},
+		{"api_v3/service/ after a prefix", "GET", "/x/api_v3/service/media/action/list/ks/" + m, "", "", "api", "mallory", "path"},
 		{"kt empty", "GET", pm + "/ks/" + m + "/a.m3u8?kt=", "", "", "playManifest", "mallory", "path"},
 		{"kt 0 in the path", "GET", pm + "/kt/0/ks/" + m + "/a.m3u8", "", "", "playManifest", "mallory", "path"},
 		{"kt truthy", "GET", pm + "/kt/abc/ks/" + m + "/a.m3u8", "", "", "playManifest", "", ""},
