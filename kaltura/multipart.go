@@ -99,14 +99,21 @@ func noteMultipart(ps *params, parts []mpPart) {
 // with a scanned json field's KS values left out: Apply joins the pieces
 // with the KS. It refuses a body that PHP would not read back as written.
 func buildMultipart(parts []mpPart, boundary string, ps *params) ([][]byte, error) {
+	return writeMultipart(parts, boundary, ps, func(p *mpPart) bool {
+		sub, ok := ksParam(p.name)
+		return !p.file && ok && !ps.keepKS(sub)
+	})
+}
+
+// writeMultipart writes parts but those drop reports, a scanned json field
+// through jsonPieces, and checks that PHP reads back what it wrote.
+func writeMultipart(parts []mpPart, boundary string, ps *params, drop func(*mpPart) bool) ([][]byte, error) {
 	pw := &pieceWriter{pieces: [][]byte{nil}}
 	var kept []mpPart
 	for i := range parts {
 		p := &parts[i]
-		if !p.file {
-			if sub, ok := ksParam(p.name); ok && !ps.keepKS(sub) {
-				continue
-			}
+		if drop(p) {
+			continue
 		}
 		kept = append(kept, *p)
 		writePartHeader(pw, boundary, p)

@@ -35,8 +35,8 @@ func phpBoundary(ct string) (string, error) {
 }
 
 // phpParts returns the parts PHP registers from body. It refuses a body
-// where PHP hits one of its limits, skips or cancels a file, or ignores a
-// field named as an earlier file, and a part whose data holds the
+// where PHP hits one of its limits, skips or cancels a file, or meets a
+// field named as an earlier file (PHP versions differ), and a part whose data holds the
 // boundary: where PHP's reading would depend on settings the proxy does
 // not know, or the body could not be written again to read the same.
 func phpParts(body []byte, boundary string) ([]rfc1867.Part, error) {
@@ -48,7 +48,7 @@ func phpParts(body []byte, boundary string) ([]rfc1867.Part, error) {
 	for _, p := range res.Parts {
 		switch {
 		case p.Protected || p.Skipped:
-			return nil, badRequest("multipart part %q that PHP ignores", p.Name)
+			return nil, badRequest("multipart part %q that PHP skips or may ignore", p.Name)
 		case p.File && p.Error != rfc1867.ErrOK && p.Error != rfc1867.ErrNoFile:
 			return nil, badRequest("multipart file %q that PHP does not store", p.Name)
 		case bytes.Contains(p.Data, sep):
@@ -60,14 +60,19 @@ func phpParts(body []byte, boundary string) ([]rfc1867.Part, error) {
 	return res.Parts, nil
 }
 
-// writable reports whether s can be written in a part header for PHP to
-// read back: no quote or backslash (PHP's quote and escape rules disagree
-// between its two readers), and no line break.
+// writable reports whether s can be written as it is in a quoted part
+// header parameter for PHP to read back: no quote, no line break, and no
+// backslash that PHP would read as an escape (one before a backslash or at
+// the end, before the closing quote).
 func writable(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
-		case '"', '\\', '\r', '\n':
+		case '"', '\r', '\n':
 			return false
+		case '\\':
+			if i+1 == len(s) || s[i+1] == '\\' {
+				return false
+			}
 		}
 	}
 	return true

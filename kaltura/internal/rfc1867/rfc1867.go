@@ -43,10 +43,9 @@ type Header struct{ Key, Value string }
 // Part is a part PHP acted on: one with a Content-Disposition header.
 type Part struct {
 	Headers []Header
-	// Name is the name= parameter. For a field it is the name PHP
-	// registers (normalize_protected_variable applied); for a file, the
-	// parameter as given, or the anonymous index PHP gives a file without
-	// one ("0", "1", …).
+	// Name is the name= parameter as given (PHP registers it with its
+	// usual variable name rules), or the anonymous index PHP gives a file
+	// without one ("0", "1", …).
 	Name      string
 	Anonymous bool   // a file without name=
 	File      bool   // filename= given: a $_FILES entry, not a field
@@ -54,9 +53,10 @@ type Part struct {
 	Type      string // a file's Content-Type, up to ';' ("" when cancelled)
 	Error     int    // a file's upload error
 	Data      []byte // a field's value; a file's data as stored (none when cancelled)
-	// Ignored: PHP read the part but registered nothing: a field past
-	// max_input_vars (Dropped) or named as an earlier file (Protected),
-	// or a file it skipped (Skipped) without reading its data.
+	// Dropped: a field PHP read but did not register (past
+	// max_input_vars). Skipped: a file PHP skipped without reading its
+	// data. Protected: a field named as an earlier file, which PHP 8.2
+	// registers but other versions may not.
 	Dropped, Protected, Skipped bool
 }
 
@@ -174,18 +174,16 @@ func (r *reader) run() {
 // field reads a form field's value and registers it.
 func (r *reader) field(hs []Header, name string) {
 	value := r.buf.readBody()
-	p := Part{Headers: hs, Data: value}
-	// safe_php_register_variable normalizes the name in place, then
-	// registers it unless an earlier file protects it.
+	p := Part{Headers: hs, Data: value, Name: name}
 	if r.count++; r.count > r.lim.MaxInputVars {
-		p.Name, p.Dropped = name, true
+		p.Dropped = true
 		r.res.VarsExceeded = true
-	} else {
-		p.Name = normalize(name)
-		p.Protected = r.protectedVar[p.Name]
 	}
-	// MAX_FILE_SIZE is matched after that normalizing, if any.
-	if asciiEqualFold(p.Name, "MAX_FILE_SIZE") {
+	// PHP 8.2 registers a field named as an earlier file (checked against
+	// php-cgi 8.2; the source's normalize_protected_variable suggests
+	// other versions may not): Protected only marks it.
+	p.Protected = r.protectedVar[normalize(name)]
+	if asciiEqualFold(name, "MAX_FILE_SIZE") {
 		r.maxFileSize = strtoll(value)
 	}
 	r.res.Parts = append(r.res.Parts, p)
