@@ -13,7 +13,7 @@ import (
 
 // mpPart is one part of a multipart body, as PHP reads it.
 type mpPart struct {
-	name     string // the field name PHP registers, or the file's name= (for an anonymous file, its index)
+	name     string // name= as given, which PHP registers by its variable-name rules (an anonymous file: its index)
 	file     bool   // a file upload (filename= given), not a field
 	anon     bool   // a file without name=
 	filename string // a file's filename=
