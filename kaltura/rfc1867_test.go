@@ -1,6 +1,8 @@
 package kaltura
 
 import (
+	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,4 +100,72 @@ func FuzzMultipartPHP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ct string, body []byte) {
 		checkPHPReading(t, cgi, ct, body)
 	})
+}
+
+// TestMultipartPHPRandom: the proxy reads as PHP does, or refuses,
+// generated bodies that mix PHP's rules: line ends, boundary look-alikes,
+// header forms, lines and values about the size of PHP's read buffer.
+// MULTIPART_PHP_CASES sets the number of bodies (default 100).
+func TestMultipartPHPRandom(t *testing.T) {
+	cgi := phpCGI(t)
+	n := 100
+	if s := os.Getenv("MULTIPART_PHP_CASES"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	rng := rand.New(rand.NewPCG(1867, uint64(n)))
+	read := 0
+	for i := 0; i < n; i++ {
+		ct, body := randomMultipart(rng)
+		if checkPHPReading(t, cgi, ct, []byte(body)) {
+			read++
+		}
+	}
+	t.Logf("%d of %d bodies read, the rest refused", read, n)
+}
+
+// randomMultipart returns a generated multipart Content-Type and body.
+func randomMultipart(rng *rand.Rand) (string, string) {
+	pick := func(s ...string) string { return s[rng.IntN(len(s))] }
+	b := pick("B", "xyz", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "a-b")
+	ct := pick("multipart/form-data; boundary="+b, `multipart/form-data; boundary="`+b+`"`,
+		"multipart/form-data; charset=utf-8; boundary="+b+"; x=y", "Multipart/Form-Data;boundary="+b)
+	eol := func() string { return pick("\r\n", "\r\n", "\r\n", "\n", "\r\r\n") }
+	value := func() string {
+		switch rng.IntN(8) {
+		case 0:
+			return strings.Repeat("v", 5100+rng.IntN(40)) + pick("", "\r", "\r\n")
+		case 1:
+			s := []byte(strings.Repeat("w", 5110+rng.IntN(20)))
+			s[rng.IntN(len(s))] = '\r'
+			return string(s)
+		case 2:
+			return pick("x\n-", "x\r\n--", "x\r\n-"+b[:1], "x\n--"+b[:len(b)-1], "\r", "\x00z", "")
+		}
+		return pick("1", "EVIL", `{"ks":"C"}`, "a b", "v\r\nw")
+	}
+	var s strings.Builder
+	if rng.IntN(4) == 0 {
+		s.WriteString(pick("preamble", "--"+b+"x", "--"+b+"--", strings.Repeat("p", 5125)) + eol())
+	}
+	for parts := 1 + rng.IntN(5); parts > 0; parts-- {
+		s.WriteString("--" + b + pick("", "", "", " ", "--", "\x00") + eol())
+		name := pick(`"ks"`, `"a"`, `'ks'`, `ks`, `"k s[ a]"`, `"1[ks]"`, `"json"`, `""`, `"ks"; name*=UTF-8''x`, `"f[]"`)
+		params := "name=" + name
+		switch rng.IntN(6) {
+		case 0:
+			params += `; filename="f.txt"`
+		case 1:
+			params = pick(`filename="anon"`, `filename*=UTF-8''x; name="ks"`, `name="f"; filename=""`, `x=1`, `name="a\"b"`)
+		}
+		cdName := pick("Content-Disposition", "content-disposition", "Content-Disposition ")
+		s.WriteString(cdName + ": form-data; " + params + eol())
+		if rng.IntN(3) == 0 {
+			s.WriteString(pick("Content-Type: text/plain; charset=x", " continued", "X: y", "Content-Disposition: form-data; name=\"ks\"") + eol())
+		}
+		s.WriteString(eol() + value() + eol())
+	}
+	if rng.IntN(5) > 0 {
+		s.WriteString("--" + b + "--" + eol())
+	}
+	return ct, s.String()
 }
