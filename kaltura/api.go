@@ -136,7 +136,7 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) error {
 // parameters from it, and notes them in ps.
 func (pl *Plan) readAPIBody(r *http.Request, maxBody int64, ps *params, body *paramBody) error {
 	ct := r.Header.Get("Content-Type")
-	mt, mtParams := bodyType(ct)
+	mt := bodyType(ct)
 	switch mt {
 	case "application/json":
 		body.sentJSON = true
@@ -164,7 +164,7 @@ func (pl *Plan) readAPIBody(r *http.Request, maxBody int64, ps *params, body *pa
 		if ps.service.src != 0 && ps.action.src != 0 && ps.service.v != "multirequest" {
 			return nil
 		}
-		if err := pl.readMultipart(r, maxBody, mtParams["boundary"], body); err != nil {
+		if err := pl.readMultipart(r, maxBody, body); err != nil {
 			return err
 		}
 		noteMultipart(ps, body.parts)

@@ -19,18 +19,18 @@ func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 }
 
-// bodyType returns the media type of a request body and its parameters.
-// PHP fills $_POST for a form or multipart body by matching the Content-Type
-// lowercased and cut at the first ';', ',' or ' ' (main/SAPI.c), which
-// mime.ParseMediaType does not always agree with.
-func bodyType(ct string) (string, map[string]string) {
+// bodyType returns the media type of a request body. PHP fills $_POST for
+// a form or multipart body by matching the Content-Type lowercased and cut
+// at the first ';', ',' or ' ' (main/SAPI.c), which mime.ParseMediaType
+// does not always agree with. (PHP's multipart boundary: phpBoundary.)
+func bodyType(ct string) string {
 	switch ct {
 	case "application/json", "application/x-www-form-urlencoded":
-		return ct, nil // what the general case gives, without its allocations
+		return ct // what the general case gives, without its allocations
 	case "":
-		return "", nil // no body type (a GET): what the general case gives
+		return "" // no body type (a GET): what the general case gives
 	}
-	mt, mtParams, _ := mime.ParseMediaType(ct)
+	mt, _, _ := mime.ParseMediaType(ct)
 	php := strings.ToLower(ct)
 	if i := strings.IndexAny(php, ";, "); i >= 0 {
 		php = php[:i]
@@ -39,7 +39,7 @@ func bodyType(ct string) (string, map[string]string) {
 	case "application/x-www-form-urlencoded", "multipart/form-data":
 		mt = php
 	}
-	return mt, mtParams
+	return mt
 }
 
 // readBody reads r's body whole, refusing one longer than max bytes.
@@ -128,8 +128,13 @@ func (pl *Plan) readForm(r *http.Request, maxBody int64, body *paramBody) error 
 	return nil
 }
 
-// readMultipart reads a multipart body into body.
-func (pl *Plan) readMultipart(r *http.Request, maxBody int64, boundary string, body *paramBody) error {
+// readMultipart reads a multipart body into body, with the boundary PHP
+// takes from the Content-Type.
+func (pl *Plan) readMultipart(r *http.Request, maxBody int64, body *paramBody) error {
+	boundary, err := phpBoundary(r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
 	b, err := pl.consumeBody(r, maxBody)
 	if err != nil {
 		return err
@@ -155,9 +160,9 @@ func (body *paramBody) withoutKS(ps *params) ([][]byte, error) {
 			return [][]byte{[]byte(nb)}, nil
 		}
 	case multipartBody:
-		if body.parts != nil { // no parts, no KS: the body goes as sent
-			return buildMultipart(body.parts, body.boundary, ps)
-		}
+		// Always written again, even without a KS field: what Kaltura
+		// gets is what the proxy read.
+		return buildMultipart(body.parts, body.boundary, ps)
 	}
 	return nil, nil
 }

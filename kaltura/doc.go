@@ -26,7 +26,8 @@ package kaltura
 //	body.go       reading, keeping and replacing request bodies
 //	jsonscan.go   JSON request bodies: validation, members, KS places
 //	jsonstring.go JSON string literals
-//	multipart.go  multipart bodies
+//	multipart.go  multipart bodies: parts, the json field, rebuilding
+//	rfc1867.go    multipart bodies read by PHP's rules (internal/rfc1867)
 //	apply.go      Apply: placing the KS as the plan says
 //	ks.go         KS alphabets and spellings, fingerprints, redaction
 //	session.go    the appToken session client

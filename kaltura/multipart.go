@@ -8,58 +8,34 @@ package kaltura
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
-	"mime"
-	"mime/multipart"
-	"net/textproto"
 	"unicode/utf8"
 )
 
-// mpPart is one part of a multipart body.
+// mpPart is one part of a multipart body, as PHP reads it.
 type mpPart struct {
-	header textproto.MIMEHeader
-	name   string // the field name, as PHP reads it
-	file   bool   // a file upload (filename= given), not a field
-	data   []byte
-	isJSON bool         // the "json" field, scanned: jsonMs and subMs are its members
-	jsonMs []member     // offsets into data
-	subMs  []subMembers // offsets into data
+	name     string // name= as given, which PHP registers by its variable-name rules (an anonymous file: its index)
+	file     bool   // a file upload (filename= given), not a field
+	anon     bool   // a file without name=
+	filename string // a file's filename=
+	ctype    string // a file's Content-Type, up to ';'
+	data     []byte
+	isJSON   bool         // the "json" field, scanned: jsonMs and subMs are its members
+	jsonMs   []member     // offsets into data
+	subMs    []subMembers // offsets into data
 }
 
-// parseMultipart splits a multipart body into its parts. It refuses a
-// "json" field the proxy could not place every KS in.
+// parseMultipart splits a multipart body into the parts PHP registers,
+// read by PHP's rules (phpParts). It refuses a "json" field the proxy
+// could not place every KS in.
 func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
-	if boundary == "" {
-		return nil, badRequest("multipart body without a boundary")
+	php, err := phpParts(b, boundary)
+	if err != nil {
+		return nil, err
 	}
-	mr := multipart.NewReader(bytes.NewReader(b), boundary)
-	var parts []mpPart
+	parts := make([]mpPart, 0, len(php))
 	jsonParts := 0
-	for {
-		p, err := mr.NextRawPart()
-		if errors.Is(err, io.EOF) {
-			return parts, nil
-		}
-		if err != nil {
-			return nil, badRequest("malformed multipart body")
-		}
-		data, err := io.ReadAll(p)
-		if err != nil {
-			return nil, badRequest("malformed multipart body")
-		}
-		// PHP's rfc1867 parser takes the name= and filename= parameters
-		// (case-insensitively) whatever the disposition type, where
-		// FormName insists on "form-data".
-		mp := mpPart{header: p.Header, data: data}
-		if cd := p.Header.Get("Content-Disposition"); cd != "" {
-			_, cdp, err := mime.ParseMediaType(cd)
-			if err != nil {
-				return nil, badRequest("malformed multipart part header")
-			}
-			_, mp.file = cdp["filename"]
-			mp.name = phpName(cdp["name"])
-		}
+	for _, p := range php {
+		mp := mpPart{name: p.Name, file: p.File, anon: p.Anonymous, filename: p.Filename, ctype: p.Type, data: p.Data}
 		if !mp.file && phpVarBase(mp.name) == "json" {
 			// $_POST['json']: the last such field, decoded by json_decode.
 			if jsonParts++; jsonParts > 1 || mp.name != "json" {
@@ -71,6 +47,7 @@ func parseMultipart(b []byte, boundary string) ([]mpPart, error) {
 		}
 		parts = append(parts, mp)
 	}
+	return parts, nil
 }
 
 // scanJSON scans the "json" field mp. json_decode takes any valid UTF-8
@@ -117,25 +94,29 @@ func noteMultipart(ps *params, parts []mpPart) {
 	}
 }
 
-// buildMultipart writes parts again with the same boundary, without the KS
-// fields ps does not keep, and with a scanned json field's KS values left
-// out: Apply joins the pieces with the KS.
+// buildMultipart writes parts again, as PHP reads them, with the boundary
+// PHP reads the body with, without the KS fields ps does not keep, and
+// with a scanned json field's KS values left out: Apply joins the pieces
+// with the KS. It refuses a body that PHP would not read back as written.
 func buildMultipart(parts []mpPart, boundary string, ps *params) ([][]byte, error) {
+	return writeMultipart(parts, boundary, ps, func(p *mpPart) bool {
+		sub, ok := ksParam(p.name)
+		return !p.file && ok && !ps.keepKS(sub)
+	})
+}
+
+// writeMultipart writes parts but those drop reports, a scanned json field
+// through jsonPieces, and checks that PHP reads back what it wrote.
+func writeMultipart(parts []mpPart, boundary string, ps *params, drop func(*mpPart) bool) ([][]byte, error) {
 	pw := &pieceWriter{pieces: [][]byte{nil}}
-	mw := multipart.NewWriter(pw)
-	if err := mw.SetBoundary(boundary); err != nil {
-		return nil, badRequest("unusable multipart boundary")
-	}
-	for _, p := range parts {
-		if !p.file {
-			if sub, ok := ksParam(p.name); ok && !ps.keepKS(sub) {
-				continue
-			}
+	var kept []mpPart
+	for i := range parts {
+		p := &parts[i]
+		if drop(p) {
+			continue
 		}
-		w, err := mw.CreatePart(p.header)
-		if err != nil {
-			return nil, badRequest("malformed multipart body")
-		}
+		kept = append(kept, *p)
+		writePartHeader(pw, boundary, p)
 		pieces := [][]byte{p.data}
 		if p.isJSON {
 			if jp := jsonPieces(p.data, p.jsonMs, p.subMs, ps); jp != nil {
@@ -146,10 +127,14 @@ func buildMultipart(parts []mpPart, boundary string, ps *params) ([][]byte, erro
 			if i > 0 {
 				pw.hole()
 			}
-			w.Write(piece)
+			pw.Write(piece)
 		}
+		pw.WriteString("\r\n")
 	}
-	mw.Close()
+	pw.WriteString("--" + boundary + "--\r\n")
+	if err := checkRebuilt(pw.pieces, boundary, kept); err != nil {
+		return nil, err
+	}
 	return pw.pieces, nil
 }
 
@@ -162,6 +147,12 @@ func (w *pieceWriter) Write(p []byte) (int, error) {
 	last := &w.pieces[len(w.pieces)-1]
 	*last = append(*last, p...)
 	return len(p), nil
+}
+
+// WriteString appends s to the current piece.
+func (w *pieceWriter) WriteString(s string) {
+	last := &w.pieces[len(w.pieces)-1]
+	*last = append(*last, s...)
 }
 
 // hole ends the current piece: the KS goes here.

@@ -73,3 +73,18 @@ func TestPlanMultipart(t *testing.T) {
 		}
 	})
 }
+
+// TestMultipartPHPBoundary: the body is read, and written again, with the
+// boundary PHP takes from the Content-Type, not the one
+// mime.ParseMediaType gives.
+func TestMultipartPHPBoundary(t *testing.T) {
+	const ct = "multipart/form-data; xboundary=P; boundary=B"
+	body := "--P\r\nContent-Disposition: form-data; name='ks'\r\n\r\nC\r\n" +
+		"--P\r\nContent-Disposition: form-data; name=\"width\"\r\n\r\n100\r\n--P--\r\n" +
+		"--B\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2\r\n--B--\r\n"
+	_, _, out := apply(t, "POST", "/p/123/thumbnail/entry_id/1_x", ct, body, nil)
+	want := "--P\r\nContent-Disposition: form-data; name=\"width\"\r\n\r\n100\r\n--P--\r\n"
+	if out != want {
+		t.Fatalf("body\n got %q\nwant %q", out, want)
+	}
+}

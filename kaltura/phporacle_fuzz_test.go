@@ -33,8 +33,8 @@ func needPHP(t testing.TB) {
 }
 
 // phpVerdict prepares r, applies alice's KS as the plan says and asks PHP
-// how Kaltura reads the result. It returns "refused", "safe", or
-// "UNSAFE: <why>". t only reports broken test machinery.
+// how Kaltura reads the result. It returns "refused", "safe: <whose KS>"
+// (alice's, or none), or "UNSAFE: <why>". t only reports broken test machinery.
 func phpVerdict(t testing.TB, fk *fuzzKaltura, r *http.Request) string {
 	t.Helper()
 	origBody, err := io.ReadAll(r.Body)
@@ -83,11 +83,17 @@ func phpVerdict(t testing.TB, fk *fuzzKaltura, r *http.Request) string {
 			return fmt.Sprintf("UNSAFE: forwarded untouched as appToken.startSession, but PHP reads %s %s", describe(rd), sent)
 		}
 	}
+	alice, none := 0, 0
 	for _, e := range rd.Executions {
 		if rd.Class == "api" && e.Service == "apptoken" && e.Action == "startsession" {
 			continue // its hash is bound to its own KS: left alone on purpose
 		}
-		if e.KS == nil || e.KS.Type == "string" && (e.KS.S == "" || e.KS.S == phporacle.WidgetKS || sameKS(e.KS.S, fk.alice)) {
+		if e.KS != nil && e.KS.Type == "string" && sameKS(e.KS.S, fk.alice) {
+			alice++
+			continue
+		}
+		if e.KS == nil || e.KS.Type == "string" && (e.KS.S == "" || e.KS.S == phporacle.WidgetKS) {
+			none++
 			continue
 		}
 		who := "a client-supplied KS " + e.KS.String()
@@ -101,7 +107,13 @@ func phpVerdict(t testing.TB, fk *fuzzKaltura, r *http.Request) string {
 		}
 		return fmt.Sprintf("UNSAFE: %s takes effect in %s %s %s", who, rd.Class, describeExec(e), sent)
 	}
-	return "safe"
+	switch {
+	case alice > 0 && none == 0:
+		return "safe: alice's KS"
+	case alice > 0:
+		return "safe: alice's KS, and no KS in some calls"
+	}
+	return "safe: no KS"
 }
 
 func phpRead(t testing.TB, method, target string, h http.Header, body []byte) *phporacle.Reading {

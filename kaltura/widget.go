@@ -89,23 +89,16 @@ func widgetPathWithoutKS(ep string, rest int, segs []string) (path string, inser
 func (pl *Plan) assetBodyWithoutKS(r *http.Request, maxBody int64, ps *params) error {
 	var body paramBody
 	var err error
-	switch mt, mtParams := bodyType(r.Header.Get("Content-Type")); mt {
+	switch mt := bodyType(r.Header.Get("Content-Type")); mt {
 	case "application/x-www-form-urlencoded":
 		err = pl.readForm(r, maxBody, &body)
 	case "multipart/form-data":
-		err = pl.readMultipart(r, maxBody, mtParams["boundary"], &body)
+		err = pl.readMultipart(r, maxBody, &body)
 		for i := range body.parts {
 			body.parts[i].isJSON = false
 		}
 	}
 	if err != nil {
-		return err
-	}
-	if body.kind == multipartBody && body.parts == nil {
-		// Go's reader found no part, but PHP's own multipart parser may
-		// find one (a KS, which beats the path here): what Kaltura gets
-		// is an empty form, never the client's bytes.
-		pl.body, err = buildMultipart(nil, body.boundary, ps)
 		return err
 	}
 	pl.body, err = body.withoutKS(ps)

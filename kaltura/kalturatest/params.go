@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/internal/rfc1867"
 )
 
 const maxBody = 64 << 20
@@ -302,7 +302,6 @@ func readBody(r *http.Request) bodyResult {
 	}
 	ct := r.Header.Get("Content-Type")
 	lct := strings.ToLower(ct)
-	_, mparams, _ := mime.ParseMediaType(ct)
 	// PHP's SAPI matches the content type lowercased and cut at the first
 	// ';', ',' or ' ' to decide whether to fill $_POST.
 	mt := lct
@@ -325,31 +324,28 @@ func readBody(r *http.Request) bodyResult {
 	case mt == "application/x-www-form-urlencoded":
 		b, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
 		phpParseQuery(string(b), res.form, true)
-	case mt == "multipart/form-data" && mparams["boundary"] != "":
-		mr := multipart.NewReader(r.Body, mparams["boundary"])
-		for {
-			part, err := mr.NextPart()
-			if err != nil {
-				break
-			}
-			_, cdp, _ := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
-			name := cdp["name"]
-			fname, isFile := cdp["filename"]
-			if name == "" {
-				_, _ = io.Copy(io.Discard, part)
-				continue
-			}
-			if isFile {
-				n, _ := io.Copy(io.Discard, part)
-				phpSetVar(res.files, name, map[string]any{
-					"name": fname, "type": part.Header.Get("Content-Type"),
-					"tmp_name": "/tmp/php" + randHex(3), "error": json.Number("0"),
-					"size": json.Number(strconv.FormatInt(n, 10)),
+	case mt == "multipart/form-data":
+		// Read as PHP reads it (the proxy's own port of PHP's reader),
+		// with PHP's default limits but no upload_max_filesize.
+		boundary, ok := rfc1867.Boundary(ct)
+		if !ok {
+			break
+		}
+		b, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		lim := rfc1867.Defaults
+		lim.UploadMaxFilesize = 0
+		for _, p := range rfc1867.Parse(b, boundary, lim).Parts {
+			switch {
+			case p.Dropped || p.Skipped:
+			case p.File:
+				phpSetVar(res.files, p.Name, map[string]any{
+					"name": p.Filename[strings.LastIndexAny(p.Filename, "/\\")+1:], "full_path": p.Filename,
+					"type": p.Type, "tmp_name": "/tmp/php" + randHex(3), "error": json.Number(strconv.Itoa(p.Error)),
+					"size": json.Number(strconv.Itoa(len(p.Data))),
 				})
-				continue
+			default:
+				phpSetVar(res.form, p.Name, string(p.Data))
 			}
-			b, _ := io.ReadAll(io.LimitReader(part, maxBody))
-			phpSetVar(res.form, name, string(b))
 		}
 		if js, ok := res.form["json"].(string); ok {
 			if m := decodeJSONObject(phpTrim([]byte(js))); m != nil {
