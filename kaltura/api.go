@@ -137,6 +137,11 @@ func (pl *Plan) prepareAPI(r *http.Request, ep string, maxBody int64) error {
 func (pl *Plan) readAPIBody(r *http.Request, maxBody int64, ps *params, body *paramBody) error {
 	ct := r.Header.Get("Content-Type")
 	mt := bodyType(ct)
+	if r.Method != http.MethodPost && (mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data") {
+		// PHP fills $_POST for a POST only (the method compared exactly):
+		// any other method's form goes as sent, unread.
+		return nil
+	}
 	switch mt {
 	case "application/json":
 		body.sentJSON = true
