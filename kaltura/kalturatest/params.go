@@ -14,7 +14,12 @@ import (
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/internal/rfc1867"
 )
 
+// maxBody bounds the JSON and form bodies the emulator reads.
 const maxBody = 64 << 20
+
+// maxUpload bounds a multipart body, read whole as PHP stores uploads
+// (Kaltura's post_max_size is large for uploads).
+const maxUpload = 1 << 30
 
 // phpURLDecode is PHP's urldecode: '+' is a space, invalid escapes stay.
 func phpURLDecode(s string) string {
@@ -331,7 +336,7 @@ func readBody(r *http.Request) bodyResult {
 		if !ok {
 			break
 		}
-		b, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		b, _ := io.ReadAll(io.LimitReader(r.Body, maxUpload))
 		lim := rfc1867.Defaults
 		lim.UploadMaxFilesize = 0
 		for _, p := range rfc1867.Parse(b, boundary, lim).Parts {
