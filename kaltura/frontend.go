@@ -12,7 +12,8 @@
 //     of player paths).
 //   - Kaltura's rewrites cut an extwidget path at its last /swfparams/
 //     segment, and with it the /ks/<KS> the proxy adds.
-//   - A '#' in the request target ends it: the query is cut there.
+//   - A '#' in the request target ends it: the query is cut there (the
+//     KS the proxy appends to an api_v3 query, or a kt, with it).
 //   - PHP keeps at most max_input_vars (1,000) variables of each source.
 
 package kaltura
@@ -24,8 +25,39 @@ import "strings"
 // rest silently.
 const MaxInputVars = 1000
 
-// apiService is what Kaltura's unanchored rewrite rule looks for.
-const apiService = "api_v3/service/"
+// routedToAPI reports whether Kaltura's unanchored rewrite rule
+// api_v3/service/(.*)$ matches the decoded path p anywhere but at its
+// start (/api_v3/service/…, where it means what it says).
+func routedToAPI(p string) bool {
+	// Search for the rarer "v3/service/", then look before it.
+	for off := 0; ; {
+		i := strings.Index(p[off:], "v3/service/")
+		if i < 0 {
+			return false
+		}
+		i += off
+		if i >= 4 && p[i-4:i] == "api_" && i != 5 {
+			return true
+		}
+		off = i + 1
+	}
+}
+
+// hasSegments reports whether p contains head+tail, searching for tail
+// (whose first byte is rarer than head's).
+func hasSegments(p, head, tail string) bool {
+	for off := 0; ; {
+		i := strings.Index(p[off:], tail)
+		if i < 0 {
+			return false
+		}
+		i += off
+		if i >= len(head) && p[i-len(head):i] == head {
+			return true
+		}
+		off = i + 1
+	}
+}
 
 // checkFrontEnd refuses a request the front end may route or cut
 // differently from the proxy: class is classify's reading of the escaped
@@ -45,22 +77,35 @@ func checkFrontEnd(method, ep, rawQuery string, class Class) (Class, error) {
 			return routed, badRequest("the URL path spells its route percent-encoded: the web server in front of Kaltura decodes it and routes it as %s; send the path's /api_v3/, /p/, /sp/, /s/, /index.php/ and /extwidget/ unencoded", routed)
 		}
 	}
-	if i := strings.Index(dp, apiService); i >= 0 && (i != 1 || strings.Contains(dp[i+1:], apiService)) {
+	if routedToAPI(dp) {
 		return API, badRequest("the URL path has api_v3/service/ after its start, which Kaltura's rewrites route to api_v3: send api_v3 calls as /api_v3/service/…")
 	}
 	if class == PassThrough {
 		return class, nil
 	}
-	if class != API && strings.Contains(dp, "/swfparams/") {
+	if class != API && hasSegments(dp, "/s", "wfparams/") {
 		return class, badRequest("the URL path has a swfparams segment, where Kaltura's rewrites cut the path: leave it out")
 	}
-	if strings.IndexByte(rawQuery, '#') >= 0 {
-		return class, badRequest("the URL query has a '#', where the web server in front of Kaltura ends the URL: send it encoded (%%23)")
+	// A player path gets its KS in the path, so a cut query can only lose
+	// client parameters, which matters only to a kt (prepareWidget).
+	if class == API {
+		if err := checkQueryEnd(rawQuery); err != nil {
+			return class, err
+		}
 	}
 	if err := checkInputVars(rawQuery, "URL query"); err != nil {
 		return class, err
 	}
 	return class, nil
+}
+
+// checkQueryEnd refuses a query with a '#', where the front end ends the
+// URL: the part after it, and the KS the proxy appends, never reach PHP.
+func checkQueryEnd(rawQuery string) error {
+	if strings.IndexByte(rawQuery, '#') >= 0 {
+		return badRequest("the URL query has a '#', where the web server in front of Kaltura ends the URL: send it encoded (%%23)")
+	}
+	return nil
 }
 
 // checkInputVars refuses a query or form body with more pairs than PHP

@@ -70,6 +70,7 @@ func frontEndCases() []frontEndCase {
 		{"max_input_vars in a form body", "POST", "/api_v3/index.php", form, "service=media&action=list&" + manyVars(1000) + "&service=apptoken&action=startsession&ks=MALKS"},
 		// Characters the front end treats specially.
 		{"# in the query", "POST", "/api_v3/service/media/action/list?format=1#x", "multipart/form-data; boundary=xyz", upload},
+		{"# in the query before a kt", "GET", pm + "/ks/MALKS/a.m3u8?x=1#&kt=abc", "", ""},
 		{"encoded ? in the path", "GET", "/api_v3/service/media/action/list%3Fks=MALKS", "", ""},
 	}
 }

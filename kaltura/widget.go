@@ -21,15 +21,18 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 	var queryBuf [16]queryPair
 	query := splitPairs(queryBuf[:0], r.URL.RawQuery)
 	if pl.Class == PlayManifest {
-		if err := checkManifestPath(segs); err != nil {
+		kt, hasKT, err := manifestPath(segs, rest < len(ep) && strings.IndexByte(ep[rest:], '%') >= 0)
+		if err != nil {
 			return err
 		}
 		// A truthy kt URL token makes playManifest ignore any KS: nothing
 		// to inject. (thumbnail, download and raw have no such rule.) Only
 		// a kt Kaltura surely reads as truthy counts: anything else gets
 		// the KS injected, which is safe.
-		if truthyKT(segs, query) {
-			return nil
+		if truthyKT(kt, hasKT, query) {
+			// Passed through untouched on the strength of the kt: the
+			// front end must read the same kt.
+			return checkQueryEnd(r.URL.RawQuery)
 		}
 	}
 	pl.Disposition = Inject
@@ -105,47 +108,53 @@ func (pl *Plan) assetBodyWithoutKS(r *http.Request, maxBody int64, ps *params) e
 	return err
 }
 
-// checkManifestPath refuses a playManifest path (segs: the segments after
-// the action) that Kaltura reads other than as key/value pairs from the
-// first segment on. playManifest reads its path with getRequestParams, which
-// drops every segment equal to a part of SCRIPT_NAME (/index.php) and stops
-// at a key "0": either would shift or hide the /ks/<KS> the proxy adds, so
-// that a KS in the query or the body wins.
-func checkManifestPath(segs []string) error {
+// manifestPath reads a playManifest path (segs: the segments after the
+// action) as getRequestParams does, and returns its first kt pair. It
+// refuses a path Kaltura reads other than as key/value pairs from the first
+// segment on: getRequestParams drops every segment equal to a part of
+// SCRIPT_NAME (/index.php) and stops at a key "0", either of which would
+// shift or hide the /ks/<KS> the proxy adds, so that a KS in the query or
+// the body would win.
+// encoded says whether any segment has a '%' (else none is decoded).
+func manifestPath(segs []string, encoded bool) (kt string, hasKT bool, err error) {
 	n := len(segs)
 	for n > 0 && segs[n-1] == "" {
 		n--
 	}
-	for i, sg := range segs[:n] {
-		switch lenientUnescape(sg) {
+	for i := 0; i < n; i++ {
+		d := segs[i]
+		if encoded {
+			d = lenientUnescape(d)
+		}
+		switch d {
 		case "index.php":
-			return badRequest("the playManifest path has an index.php segment, which Kaltura drops before it reads the path's key/value pairs: leave it out")
+			return "", false, badRequest("the playManifest path has an index.php segment, which Kaltura drops before it reads the path's key/value pairs: leave it out")
 		case "0":
 			// The last segment of an odd count is the file name (a.m3u8):
 			// the KS goes before it, so a "0" there hides nothing.
-			if i%2 == 0 && !(i == n-1) {
-				return badRequest("the playManifest path has a key \"0\", where Kaltura stops reading the path's key/value pairs: leave it out")
+			if i%2 == 0 && i != n-1 {
+				return "", false, badRequest("the playManifest path has a key \"0\", where Kaltura stops reading the path's key/value pairs: leave it out")
+			}
+		case "kt":
+			if i%2 == 0 && i+1 < n && !hasKT {
+				kt, hasKT = segs[i+1], true // the first one wins
+				if encoded {
+					kt = lenientUnescape(kt)
+				}
 			}
 		}
 	}
-	return nil
+	return kt, hasKT, nil
 }
 
 // truthyKT reports whether playManifest surely sees a truthy kt URL token
-// (PHP's `if ($ksStr && !$urlToken)`: "" and "0" are falsy). The path
-// (read as key/value pairs after dropping trailing slashes and a final file
-// name; the first kt wins) beats the query (the last kt wins). A kt under a
-// name PHP mangles, or only in the body, does not count: the KS is injected,
-// which is safe whatever Kaltura makes of the kt.
-func truthyKT(segs []string, query []queryPair) bool {
-	n := len(segs)
-	for n > 0 && segs[n-1] == "" {
-		n--
-	}
-	for i := 0; i+1 < n; i += 2 {
-		if lenientUnescape(segs[i]) == "kt" {
-			return phpTruthy(lenientUnescape(segs[i+1]))
-		}
+// (PHP's `if ($ksStr && !$urlToken)`: "" and "0" are falsy). A path kt
+// (pathKT, the first pair) beats the query (the last kt wins). A kt under a
+// name PHP mangles, or only in the body, does not count: the KS is
+// injected, which is safe whatever Kaltura makes of the kt.
+func truthyKT(pathKT string, inPath bool, query []queryPair) bool {
+	if inPath {
+		return phpTruthy(pathKT)
 	}
 	kt, found := "", false
 	for _, p := range query {
