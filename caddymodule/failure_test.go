@@ -100,6 +100,21 @@ func TestRequestErrors(t *testing.T) {
 		r := e.send("POST", "/api_v3/service/baseentry/action/get", "application/json", `{"format":1,"x":"`+strings.Repeat("a", 5000)+`"}`, "alice")
 		assertAPIError(t, r, "json", "KS_PROXY_BODY_TOO_LARGE", 0)
 	})
+	t.Run("a route spelled percent-encoded is refused, with or without a user", func(t *testing.T) {
+		e.t = t
+		e.reset()
+		for _, user := range []string{"", "alice"} {
+			r := e.send("GET", "/api%5Fv3/service/media/action/list/ks/CLIENT?format=1", "", "", user)
+			assertAPIError(t, r, "json", "KS_PROXY_BAD_REQUEST", 0)
+			r = e.send("GET", "/p/123/%73p/12300/playManifest/entryId/1_abc/ks/CLIENT/a.m3u8", "", "", user)
+			if r.status != 400 {
+				t.Fatalf("playManifest: status %d", r.status)
+			}
+		}
+		if len(e.emu.Records()) != 0 {
+			t.Fatalf("forwarded: %+v", e.emu.Records())
+		}
+	})
 	t.Run("session.end inside a multirequest", func(t *testing.T) {
 		e.t = t
 		r := e.send("POST", "/api_v3/service/multirequest", "application/json", `{"1":{"service":"session","action":"end"},"format":1}`, "alice")

@@ -43,22 +43,6 @@ func routedToAPI(p string) bool {
 	}
 }
 
-// hasSegments reports whether p contains head+tail, searching for tail
-// (whose first byte is rarer than head's).
-func hasSegments(p, head, tail string) bool {
-	for off := 0; ; {
-		i := strings.Index(p[off:], tail)
-		if i < 0 {
-			return false
-		}
-		i += off
-		if i >= len(head) && p[i-len(head):i] == head {
-			return true
-		}
-		off = i + 1
-	}
-}
-
 // checkFrontEnd refuses a request the front end may route or cut
 // differently from the proxy: class is classify's reading of the escaped
 // path ep. It returns the class to answer a refusal in.
@@ -77,14 +61,15 @@ func checkFrontEnd(method, ep, rawQuery string, class Class) (Class, error) {
 			return routed, badRequest("the URL path spells its route percent-encoded: the web server in front of Kaltura decodes it and routes it as %s; send the path's /api_v3/, /p/, /sp/, /s/, /index.php/ and /extwidget/ unencoded", routed)
 		}
 	}
-	if routedToAPI(dp) {
-		return API, badRequest("the URL path has api_v3/service/ after its start, which Kaltura's rewrites route to api_v3: send api_v3 calls as /api_v3/service/…")
+	switch class {
+	case PassThrough, API:
+		// (A player path is checked segment by segment: readWidgetPath.)
+		if routedToAPI(dp) {
+			return API, badRequest("the URL path has api_v3/service/ after its start, which Kaltura's rewrites route to api_v3: send api_v3 calls as /api_v3/service/…")
+		}
 	}
 	if class == PassThrough {
 		return class, nil
-	}
-	if class != API && hasSegments(dp, "/s", "wfparams/") {
-		return class, badRequest("the URL path has a swfparams segment, where Kaltura's rewrites cut the path: leave it out")
 	}
 	// A player path gets its KS in the path, so a cut query can only lose
 	// client parameters, which matters only to a kt (prepareWidget).

@@ -20,11 +20,11 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 	}
 	var queryBuf [16]queryPair
 	query := splitPairs(queryBuf[:0], r.URL.RawQuery)
+	kt, hasKT, err := readWidgetPath(segs, rest < len(ep) && strings.IndexByte(ep[rest:], '%') >= 0, pl.Class == PlayManifest)
+	if err != nil {
+		return err
+	}
 	if pl.Class == PlayManifest {
-		kt, hasKT, err := manifestPath(segs, rest < len(ep) && strings.IndexByte(ep[rest:], '%') >= 0)
-		if err != nil {
-			return err
-		}
 		// A truthy kt URL token makes playManifest ignore any KS: nothing
 		// to inject. (thumbnail, download and raw have no such rule.) Only
 		// a kt Kaltura surely reads as truthy counts: anything else gets
@@ -108,15 +108,21 @@ func (pl *Plan) assetBodyWithoutKS(r *http.Request, maxBody int64, ps *params) e
 	return err
 }
 
-// manifestPath reads a playManifest path (segs: the segments after the
-// action) as getRequestParams does, and returns its first kt pair. It
-// refuses a path Kaltura reads other than as key/value pairs from the first
-// segment on: getRequestParams drops every segment equal to a part of
-// SCRIPT_NAME (/index.php) and stops at a key "0", either of which would
-// shift or hide the /ks/<KS> the proxy adds, so that a KS in the query or
-// the body would win.
-// encoded says whether any segment has a '%' (else none is decoded).
-func manifestPath(segs []string, encoded bool) (kt string, hasKT bool, err error) {
+// readWidgetPath reads the segments after an extwidget action (segs; with
+// encoded, some have a '%') as Kaltura's rewrites and, for playManifest
+// (manifest), getRequestParams read them, and returns a playManifest's
+// first kt pair. It refuses a path Kaltura reads other than as key/value
+// pairs from the first segment on, or that its rewrites cut or send
+// elsewhere:
+//   - a swfparams segment: the rewrite ^(.*)/swfparams/(.*) cuts the path
+//     there, and the /ks/<KS> the proxy adds with it;
+//   - api_v3/service/ in it: an unanchored rewrite sends it to api_v3
+//     (routedToAPI, for the paths that are no player path);
+//   - on playManifest, an index.php segment or a key "0": getRequestParams
+//     drops every segment equal to a part of SCRIPT_NAME (/index.php) and
+//     stops at a falsy key, either of which would shift or hide the /ks/
+//     pair, so that a KS in the query or the body would win.
+func readWidgetPath(segs []string, encoded, manifest bool) (kt string, hasKT bool, err error) {
 	n := len(segs)
 	for n > 0 && segs[n-1] == "" {
 		n--
@@ -125,6 +131,15 @@ func manifestPath(segs []string, encoded bool) (kt string, hasKT bool, err error
 		d := segs[i]
 		if encoded {
 			d = lenientUnescape(d)
+		}
+		if d == "swfparams" && i+1 < len(segs) {
+			return "", false, badRequest("the URL path has a swfparams segment, where Kaltura's rewrites cut the path: leave it out")
+		}
+		if strings.HasSuffix(d, "api_v3") && i+2 < len(segs) && lenientUnescape(segs[i+1]) == "service" {
+			return "", false, badRequest("the URL path has api_v3/service/ in it, which Kaltura's rewrites route to api_v3: leave it out")
+		}
+		if !manifest {
+			continue
 		}
 		switch d {
 		case "index.php":
