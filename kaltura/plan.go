@@ -105,6 +105,9 @@ func (pl *Plan) Prepare(r *http.Request, maxBody int64) error {
 	}
 	if class, err := checkFrontEnd(r.Method, ep, r.URL.RawQuery, pl.Class); err != nil {
 		pl.Class = class
+		if class == API {
+			pl.queryFormat(r.URL.RawQuery) // to answer in
+		}
 		return err
 	}
 	if pl.Class != PassThrough && len(ep)+len(r.URL.RawQuery) > MaxURLLength {
@@ -125,6 +128,15 @@ func (pl *Plan) Prepare(r *http.Request, maxBody int64) error {
 		keepBody(r, pl.bodyRead)
 	}
 	return err
+}
+
+// queryFormat sets the plan's Format and Callback from the query alone, for
+// an api_v3 call refused before it was read.
+func (pl *Plan) queryFormat(rawQuery string) {
+	var ps params
+	var buf [16]queryPair
+	ps.noteQuery(splitPairs(buf[:0], rawQuery))
+	pl.Format, pl.Callback = ps.format.v, ps.callback.v
 }
 
 // Replayable reports whether r can be sent again after a first attempt:
