@@ -343,6 +343,7 @@ type chaosRun struct {
 	scanned   int
 	ksExpiry  map[string]int64  // KS -> expiry (unix)
 	newestKS  map[string]string // hot user -> KS with the latest expiry
+	ksUses    map[string]int    // KS -> requests it served (hot users)
 	revokeN   int
 	windows   []*window
 	reloads   []string
@@ -438,6 +439,9 @@ func (c *chaosRun) scan() []kalturatest.Record {
 		if cur, ok := c.newestKS[r.User]; !ok || exp > c.ksExpiry[cur] {
 			c.newestKS[r.User] = r.KS
 		}
+		if r.Index <= 1 { // one per request, not per sub-request
+			c.ksUses[r.KS]++
+		}
 	}
 	c.scanned = len(recs)
 	return recs
@@ -446,8 +450,10 @@ func (c *chaosRun) scan() []kalturatest.Record {
 // eligible returns the hot users that the cache must keep serving from now
 // on, with until when: each was served by one of the last chaosRecency
 // requests (so any LRU-like policy keeps it among max_sessions 500), after any
-// revocation of its KSes, and its newest KS is valid until then (expiry
-// minus guard minus a second for the request to reach Kaltura).
+// revocation of its KSes; its newest KS served at least one request after
+// the one that minted it (SIEVE may evict an entry that was never hit since
+// it was inserted: that is its scan resistance); and that KS is valid until
+// then (expiry minus guard minus a second for the request to reach Kaltura).
 func (c *chaosRun) eligible() map[string]time.Time {
 	c.scan()
 	now := c.seq.Load()
@@ -460,7 +466,7 @@ func (c *chaosRun) eligible() map[string]time.Time {
 			continue
 		}
 		ks, ok := c.newestKS[h]
-		if !ok || c.revoked[ks] {
+		if !ok || c.revoked[ks] || c.ksUses[ks] < 2 {
 			continue
 		}
 		until := time.Unix(c.ksExpiry[ks], 0).Add(-chaosGuard - time.Second)
@@ -576,7 +582,8 @@ func (c *chaosRun) sleepUntil(d time.Duration) { time.Sleep(time.Until(c.started
 // recovery probe meets a 503. A hot user counts as holding a valid cached
 // KS in a fault if one of the last chaosRecency requests before it served
 // that user after any revocation of its KSes (so an LRU-like cache keeps
-// it), and only while its newest KS is valid.
+// it), once its newest KS has been used again after the mint (so SIEVE has
+// seen it hit), and only while that KS is valid.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
@@ -592,7 +599,7 @@ func TestChaos(t *testing.T) {
 		t: t, e: e, client: e.tc.Client, fresh: &http.Client{Transport: noKeepAlive, Timeout: 30 * time.Second},
 		lastServed: map[string]int64{}, lastServedAt: map[string]time.Time{},
 		revokedAt: map[string]time.Time{}, revocations: map[string][]time.Time{}, revoked: map[string]bool{},
-		ksExpiry: map[string]int64{}, newestKS: map[string]string{}, hotIsUser: map[string]bool{},
+		ksExpiry: map[string]int64{}, newestKS: map[string]string{}, ksUses: map[string]int{}, hotIsUser: map[string]bool{},
 	}
 	for h := 0; h < chaosHot; h++ {
 		c.hotIsUser[fmt.Sprintf("hot-%02d", h)] = true
