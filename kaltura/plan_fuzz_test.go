@@ -372,6 +372,13 @@ func fuzzSeeds() []fuzzSeed {
 		{"POST", pm + "/0/x/a.m3u8", "", form, "ks=MALKS", ""},
 		{"POST", pm + "/swfparams/x/a.m3u8", "", form, "ks=MALKS", ""},
 		{"GET", "/api_v3/service/media/action/list%3Fks=MALKS", "", "", "", ""},
+		{"GET", "/x/api_v3/service/media/action/list/ks/MALKS", "", "", "", ""},
+		{"GET", pm + "/x/api_v3/service/media/action/list/ks/MALKS/a.m3u8", "", "", "", ""},
+		// symfony reads thumbnail, download and raw paths with parse_str:
+		// decoded twice, names mangled, the last of a name wins.
+		{"GET", "/p/123/thumbnail/entry_id/0_abc/k%2573/MALKS", "", "", "", ""},
+		{"GET", "/p/123/thumbnail/entry_id/0_abc/ks%5B%5D/MALKS/width/100", "", "", "", ""},
+		{"GET", "/p/123/thumbnail/entry_id/0_abc%26ks%3DMALKS", "", "", "", ""},
 		{"GET", "/api_v3/index.php", "service=media&action=list&ks=MALKS&" + strings.Repeat("v=&", 1000) + "service=apptoken&action=startsession", "", "", ""},
 	}
 }
