@@ -20,15 +20,14 @@ import (
 // built-in settings: -n) on multipart bodies and compare its reading with
 // the proxy's. Without php-cgi they skip, or fail when CI=true.
 
-// phpCGI returns the php-cgi to run.
+// phpCGI returns the php-cgi to run (needPHP: skipped without one, or
+// failed when CI=true).
 func phpCGI(t testing.TB) string {
 	t.Helper()
+	needPHP(t)
 	path, err := exec.LookPath("php-cgi")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("php-cgi not found, and CI=true: the differential tests against PHP cannot run")
-		}
-		t.Skip("php-cgi not found: the differential tests against PHP are skipped")
+		t.Fatal(err)
 	}
 	return path
 }

@@ -379,6 +379,8 @@ func fuzzSeeds() []fuzzSeed {
 		{"GET", "/p/123/thumbnail/entry_id/0_abc/k%2573/MALKS", "", "", "", ""},
 		{"GET", "/p/123/thumbnail/entry_id/0_abc/ks%5B%5D/MALKS/width/100", "", "", "", ""},
 		{"GET", "/p/123/thumbnail/entry_id/0_abc%26ks%3DMALKS", "", "", "", ""},
+		// The front end merges slashes: a trailing one must not become "//".
+		{"GET", "/p/123/thumbnail/k%2573/MALKS/x/", "", "", "", ""},
 		{"GET", "/api_v3/index.php", "service=media&action=list&ks=MALKS&" + strings.Repeat("v=&", 1000) + "service=apptoken&action=startsession", "", "", ""},
 	}
 }

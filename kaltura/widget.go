@@ -48,11 +48,19 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 }
 
 // widgetPathWithoutKS returns the extwidget path ep without its ks pairs
-// (segs are its segments from rest on), and where "/ks/<KS>" goes in it:
+// and trailing slashes (segs are its segments from rest on), and where
+// "/ks/<KS>" goes in it:
 // just before a trailing file name (a.m3u8), keeping the key/value
 // pairing, or at the end. TestWidgetPathKeptWhole checks its shortcut for a
 // path without ks pairs against joining the segments again.
 func widgetPathWithoutKS(ep string, rest int, segs []string) (path string, insert int) {
+	// Trailing slashes go: "/ks/<KS>" after one would make an empty
+	// segment, which the front end merges away (MergeSlashes), shifting
+	// every pair after it.
+	for len(segs) > 0 && segs[len(segs)-1] == "" {
+		segs = segs[:len(segs)-1]
+		ep = ep[:len(ep)-1]
+	}
 	var keptBuf [24]string
 	kept := keptBuf[:0]
 	dropped := false

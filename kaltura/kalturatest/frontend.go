@@ -10,8 +10,9 @@ import (
 // when the server answers 404 itself:
 //   - a '#' ends the request target, so the query is cut there;
 //   - an encoded slash (%2F) is refused (AllowEncodedSlashes Off);
-//   - the path is routed percent-decoded (%5F is _): the emulator then reads
-//     the decoded path in its canonical escaping;
+//   - the path is routed percent-decoded (%5F is _), with its slashes
+//     merged (MergeSlashes): the emulator then reads the decoded path in
+//     its canonical escaping;
 //   - outside api_v3, the path is cut at its last /swfparams/ segment
 //     (RewriteRule ^(.*)/swfparams/(.*) /$1), and a path with
 //     api_v3/service/ in it goes to api_v3 (an unanchored rule);
@@ -26,6 +27,9 @@ func frontEnd(r *http.Request) bool {
 		return false
 	}
 	r.URL.RawPath = ""
+	for strings.Contains(r.URL.Path, "//") {
+		r.URL.Path = strings.ReplaceAll(r.URL.Path, "//", "/")
+	}
 	if p := r.URL.Path; !strings.HasPrefix(p, "/api_v3/") && !strings.HasPrefix(p, "/api/") {
 		if i := strings.LastIndex(p, "/swfparams/"); i >= 0 {
 			r.URL.Path = p[:i]

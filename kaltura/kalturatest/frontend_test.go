@@ -63,6 +63,7 @@ func TestFrontEndReadings(t *testing.T) {
 		{"kt truthy", "GET", pm + "/kt/abc/ks/" + m + "/a.m3u8", "", "", "playManifest", "", ""},
 		{"index.php segment shifts the pairs", "GET", pm + "/flavorIds/0_f/index.php/ks/" + m + "/ks/" + a + "/a.m3u8", "", "", "playManifest", "mallory", "path"},
 		{"key 0 stops the path", "POST", pm + "/0/x/ks/" + a + "/a.m3u8", form, "ks=" + m, "playManifest", "mallory", "body"},
+		{"merged slashes shift the pairs", "GET", "/p/123/thumbnail/k%2573/" + m + "/x//ks/" + a, "", "", "thumbnail", "mallory", "path"},
 		{"symfony path: last ks wins", "GET", "/p/123/thumbnail/entry_id/0_abc/ks/" + m + "/ks/" + a, "", "", "thumbnail", "alice", "path"},
 		{"symfony path: decoded twice", "GET", "/p/123/thumbnail/entry_id/0_abc/k%2573/" + a, "", "", "thumbnail", "alice", "path"},
 		{"max_input_vars drops the query's last KS", "GET", "/api_v3/service/media/action/list?ks=" + m + "&" + vars(999) + "ks=" + a, "", "", "api", "mallory", "query"},
