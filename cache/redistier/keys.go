@@ -1,0 +1,110 @@
+// Naming in Redis: which secret keys a Keys holds and how a cache key
+// becomes a Redis key that reveals nothing of it.
+
+package redistier
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+)
+
+// MinSecretLen is the shortest secret NewKeys accepts.
+const MinSecretLen = 16
+
+// HKDF info strings. Each names its purpose and the format version, so the
+// two derived keys are independent of each other and a later format (v2)
+// derives keys that cannot open or name v1 data.
+const (
+	infoKey   = "caddy-kaltura-ks redis key v1"
+	infoValue = "caddy-kaltura-ks redis value v1"
+)
+
+// Suffixes of the non-entry Redis keys. An entry's key ends in base64url,
+// which has no ':', so none of these can equal an entry's key.
+const (
+	lockSuffix        = ":lock"
+	configErrorSuffix = ":config-error"
+	// configErrorLabel is what the configuration error key is an HMAC of.
+	// A cache key equal to it is harmless: the suffix keeps the keys apart.
+	configErrorLabel = "caddy-kaltura-ks fleet configuration error v1"
+)
+
+// Keys holds the two keys a shared tier needs, both derived from one secret:
+// an HMAC key that names entries in Redis and an AES-256-GCM key that seals
+// their values. It is safe for concurrent use and holds no copy of the
+// secret itself.
+type Keys struct {
+	prefix string
+	mac    []byte      // 32 bytes, HMAC-SHA256 key for Redis key names
+	aead   cipher.AEAD // AES-256-GCM with the value key
+}
+
+// errShortSecret names no secret, only the rule.
+var errShortSecret = errors.New("redistier: the secret deriving the Redis keys must be at least 16 bytes")
+
+// NewKeys derives a Keys from secret, which is either the app token or an
+// operator-configured encryption key (the caller decides which), and
+// prefix, which starts every Redis key. It refuses a secret shorter than
+// MinSecretLen bytes. Two independent 32-byte keys are derived with
+// HKDF-SHA256 under distinct info strings, so knowing one (say, from a key
+// name brute-forced offline) says nothing of the other.
+func NewKeys(secret []byte, prefix string) (*Keys, error) {
+	if len(secret) < MinSecretLen {
+		return nil, errShortSecret
+	}
+	mac, err := hkdf.Key(sha256.New, secret, nil, infoKey, 32)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := hkdf.Key(sha256.New, secret, nil, infoValue, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(enc)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Keys{prefix: prefix, mac: mac, aead: aead}, nil
+}
+
+// hash is base64url (no padding) of the full HMAC-SHA256 of b: 43
+// characters, none of them ':'.
+func (k *Keys) hash(b []byte) string {
+	h := hmac.New(sha256.New, k.mac)
+	h.Write(b)
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+}
+
+// Key is the Redis key of the entry for cacheKey (the in-process cache's
+// key: user id, privileges, ...): the prefix followed by a keyed hash of
+// cacheKey. Without the secret, nobody can tell whose entry it is, nor test
+// a guessed user id against it. It is deterministic, so every replica with
+// the same secret and prefix finds the same entry.
+func (k *Keys) Key(cacheKey []byte) string {
+	return k.prefix + k.hash(cacheKey)
+}
+
+// LockKey is the Redis key of the mint lock for cacheKey: Key(cacheKey)
+// with a ":lock" suffix, so a lock and its entry are visibly paired but
+// never the same key.
+func (k *Keys) LockKey(cacheKey []byte) string {
+	return k.Key(cacheKey) + lockSuffix
+}
+
+// ConfigErrorKey is the fleet-wide Redis key where one replica shares a
+// configuration error (bad hash, token not found) with the others. It is
+// derived from the HMAC key, so fleets with different secrets (app tokens)
+// sharing one Redis and prefix never read each other's error.
+func (k *Keys) ConfigErrorKey() string {
+	return k.prefix + k.hash([]byte(configErrorLabel)) + configErrorSuffix
+}
