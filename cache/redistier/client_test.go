@@ -316,3 +316,66 @@ func TestCommandTimeout(t *testing.T) {
 		return err == nil && ok
 	})
 }
+
+// A slow link (a delaying proxy): each operation costs CommandTimeout, three
+// in a row open the breaker, and when the link is fast again the client
+// recovers by itself, with no reply given to the wrong command.
+func TestSlowLink(t *testing.T) {
+	s := startRedis(t)
+	p := startSlowProxy(t, s.Addr())
+	const timeout = 100 * time.Millisecond
+	var opens atomic.Int32
+	c := newClient(t, Config{
+		Addresses:       []string{p.Addr()},
+		CommandTimeout:  timeout,
+		BreakerCoolDown: 200 * time.Millisecond,
+		OnState: func(open bool) {
+			if open {
+				opens.Add(1)
+			}
+		},
+	})
+	waitFor(t, 5*time.Second, "connect", c.Connected)
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c"} {
+		if err := c.Set(ctx, k, []byte("value of "+k), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.setDelay(400 * time.Millisecond)
+	for i, k := range []string{"a", "b", "c"} {
+		start := time.Now()
+		_, _, err := c.Get(ctx, k)
+		d := time.Since(start)
+		if err == nil {
+			t.Fatalf("Get %d over a slow link: no error", i)
+		}
+		if d > timeout+100*time.Millisecond {
+			t.Fatalf("Get %d over a slow link took %v, want about %v", i, d, timeout)
+		}
+	}
+	if !c.BreakerOpen() || opens.Load() != 1 {
+		t.Fatalf("breaker open = %v after 3 timeouts, opened %d times", c.BreakerOpen(), opens.Load())
+	}
+	start := time.Now()
+	if _, _, err := c.Get(ctx, "a"); !errors.Is(err, ErrUnavailable) || time.Since(start) > 10*time.Millisecond {
+		t.Fatalf("Get with the breaker open: %v after %v", err, time.Since(start))
+	}
+	p.setDelay(0)
+	// Late replies to the timed-out commands must not answer later ones.
+	waitFor(t, 5*time.Second, "recovery", func() bool {
+		_, _, err := c.Get(ctx, "a")
+		return err == nil
+	})
+	for range 20 {
+		for _, k := range []string{"a", "b", "c"} {
+			v, ok, err := c.Get(ctx, k)
+			if err != nil || !ok || string(v) != "value of "+k {
+				t.Fatalf("Get(%s) after recovery = %q, %v, %v", k, v, ok, err)
+			}
+		}
+	}
+	if opens.Load() != 1 {
+		t.Fatalf("breaker opened %d times, want 1", opens.Load())
+	}
+}

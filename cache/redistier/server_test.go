@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -156,3 +158,76 @@ func (s *redisServer) Do(args ...string) (string, error) {
 	}
 	return line, nil
 }
+
+// slowProxy forwards TCP connections to target, holding each chunk from the
+// server for the current delay: a slow network or a slow server.
+type slowProxy struct {
+	ln    net.Listener
+	delay atomic.Int64 // nanoseconds
+}
+
+func startSlowProxy(t testing.TB, target string) *slowProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &slowProxy{ln: ln}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, client, server)
+			mu.Unlock()
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				io.Copy(server, client)
+				server.Close()
+			}()
+			go func() {
+				defer wg.Done()
+				defer client.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := server.Read(buf)
+					if n > 0 {
+						time.Sleep(time.Duration(p.delay.Load()))
+						if _, err := client.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *slowProxy) Addr() string             { return p.ln.Addr().String() }
+func (p *slowProxy) setDelay(d time.Duration) { p.delay.Store(int64(d)) }
