@@ -1,0 +1,44 @@
+// Package redistier is the Redis access layer of the shared KS tier (issue
+// 13): a client, a lease lock and a circuit breaker. It knows nothing of
+// Caddy or of Kaltura's wire format; the handler decides what is stored.
+//
+// # The shared tier's role
+//
+// The in-process cache stays in front: the hit path never touches Redis.
+// Redis is read only on a local miss, so that a KS minted by one replica is
+// used by all of them instead of each replica minting its own.
+//
+// Nothing readable is stored at rest: keys are a keyed hash of the local
+// cache key and values are sealed (AES-GCM, the Redis key as additional
+// data) by codec.go, written separately. This package moves opaque bytes.
+//
+// One mint per user across the fleet: a replica that misses takes a lease
+// lock (SET key owner NX PX lease, with a random owner), re-reads, mints,
+// extends the lease while the mint runs and releases it by compare-and-
+// delete (see Lease). A holder that dies costs at most one lease: the lock
+// key expires by itself.
+//
+// Redis never causes a failed request. New does not touch the network: the
+// client connects in the background and retries with backoff, so a Redis
+// that is down never blocks Caddy's Provision, validate or reload. Every
+// command carries its own timeout (Config.CommandTimeout) on top of the
+// caller's context, and a circuit breaker (Breaker) makes operations fail
+// fast with ErrUnavailable while Redis is failing; callers treat any error
+// as a miss and serve from the local tier or mint locally.
+//
+// # Why rueidis
+//
+// The client is github.com/redis/rueidis rather than go-redis because it
+// implements RESP3 client-side caching: with CLIENT TRACKING the server
+// pushes invalidations (on write, DEL, expiry, eviction, FLUSHALL) on the
+// same connection as the data, which is how a later change will wake lock
+// waiters and spread revocations within a second without polling or a
+// separate pub/sub channel. It also pipelines concurrent commands on a few
+// connections automatically, and knows Sentinel and Cluster.
+//
+// For now client-side caching is disabled (ClientOption.DisableCache): this
+// layer does not use DoCache yet, and disabling it keeps the connection
+// handshake free of CLIENT TRACKING, so the client also works with servers
+// or proxies that only speak RESP2. Redis 7.0 itself does not need this: it
+// supports RESP3 and tracking (Redis 6+).
+package redistier
