@@ -1,6 +1,8 @@
-// Package redistier is the Redis access layer of the shared KS tier (issue
-// 13): a client, a lease lock and a circuit breaker. It knows nothing of
-// Caddy or of Kaltura's wire format; the handler decides what is stored.
+// Package redistier is the shared KS tier's Redis layer: the at-rest format
+// of a shared entry (keys.go, value.go, codec.go), a client, a lease lock
+// and a circuit breaker. It knows nothing of Caddy or of Kaltura's wire
+// format. The handler does not use it yet: this is the layer the shared
+// tier will be built on.
 //
 // # The shared tier's role
 //
@@ -10,7 +12,7 @@
 //
 // Nothing readable is stored at rest: keys are a keyed hash of the local
 // cache key and values are sealed (AES-GCM, the Redis key as additional
-// data) by codec.go, written separately. This package moves opaque bytes.
+// data) by Keys; the client moves opaque bytes.
 //
 // One mint per user across the fleet: a replica that misses takes a lease
 // lock (SET key owner NX PX lease, with a random owner), re-reads, mints,
@@ -31,9 +33,9 @@
 // The client is github.com/redis/rueidis rather than go-redis because it
 // implements RESP3 client-side caching: with CLIENT TRACKING the server
 // pushes invalidations (on write, DEL, expiry, eviction, FLUSHALL) on the
-// same connection as the data, which is how a later change will wake lock
-// waiters and spread revocations within a second without polling or a
-// separate pub/sub channel. It also pipelines concurrent commands on a few
+// same connection as the data: the way to wake lock waiters and spread
+// revocations within a second without polling or a separate pub/sub
+// channel. It also pipelines concurrent commands on a few
 // connections automatically, and knows Sentinel and Cluster.
 //
 // For now client-side caching is disabled (ClientOption.DisableCache): this
