@@ -8,8 +8,10 @@ import (
 	"testing"
 )
 
-// The requests of kaltura-protocol.md §6 rules 17–22 (MALKS stands for
-// mallory's KS), as FuzzPHPOracle seeds and as TestPHPOracleIssueExamples.
+// Requests that Kaltura's front end and PHP once read otherwise than the
+// proxy (docs/request-rewriting.md lists what is refused and why; MALKS
+// stands for mallory's KS), as FuzzPHPOracle seeds and as
+// TestPHPOracleIssueExamples.
 
 type phpExample struct {
 	name string
