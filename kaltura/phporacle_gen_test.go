@@ -196,21 +196,11 @@ func buildShape(in []byte, mal string) (method, path, rawQuery, ctype, body, hdr
 		return "multipart/form-data; boundary=" + q, bnd
 	}
 	mp := func(bnd string, parts ...[2]string) string {
-		var b strings.Builder
+		preamble := ""
 		if c.odd(4) {
-			b.WriteString("preamble\r\n")
+			preamble = "preamble\r\n"
 		}
-		for _, p := range parts {
-			b.WriteString("--" + bnd + "\r\n")
-			if strings.HasPrefix(p[0], "file:") {
-				b.WriteString(`Content-Disposition: form-data; name="` + p[0][5:] + `"; filename="chunk"` + "\r\nContent-Type: application/octet-stream\r\n\r\n")
-			} else {
-				b.WriteString(`Content-Disposition: form-data; name="` + p[0] + `"` + "\r\n\r\n")
-			}
-			b.WriteString(p[1] + "\r\n")
-		}
-		b.WriteString("--" + bnd + "--\r\n")
-		return b.String()
+		return multipartSeed(preamble, bnd, parts...)
 	}
 	// A JSON ks member value.
 	jsonKS := func() string {

@@ -224,25 +224,31 @@ func FuzzPrepareApply(f *testing.F) {
 
 type fuzzSeed struct{ method, path, query, ctype, body, hdrKS string }
 
+// multipartSeed writes a multipart body: preamble, then one part per
+// {name, value} (a name "file:<name>" makes a file part), then the closing
+// boundary.
+func multipartSeed(preamble, boundary string, parts ...[2]string) string {
+	var b strings.Builder
+	b.WriteString(preamble)
+	for _, p := range parts {
+		b.WriteString("--" + boundary + "\r\n")
+		if strings.HasPrefix(p[0], "file:") {
+			b.WriteString(`Content-Disposition: form-data; name="` + p[0][5:] + `"; filename="chunk"` + "\r\nContent-Type: application/octet-stream\r\n\r\n")
+		} else {
+			b.WriteString(`Content-Disposition: form-data; name="` + p[0] + `"` + "\r\n\r\n")
+		}
+		b.WriteString(p[1] + "\r\n")
+	}
+	b.WriteString("--" + boundary + "--\r\n")
+	return b.String()
+}
+
 // fuzzSeeds are the recorded client requests (their KSs replaced by the
 // placeholder) and one request for every URL form and KS place the sidecar
 // handles.
 func fuzzSeeds() []fuzzSeed {
 	const js, form = "application/json", "application/x-www-form-urlencoded"
-	mp := func(boundary string, parts ...[2]string) string {
-		var b strings.Builder
-		for _, p := range parts {
-			b.WriteString("--" + boundary + "\r\n")
-			if strings.HasPrefix(p[0], "file:") {
-				b.WriteString(`Content-Disposition: form-data; name="` + p[0][5:] + `"; filename="chunk"` + "\r\nContent-Type: application/octet-stream\r\n\r\n")
-			} else {
-				b.WriteString(`Content-Disposition: form-data; name="` + p[0] + `"` + "\r\n\r\n")
-			}
-			b.WriteString(p[1] + "\r\n")
-		}
-		b.WriteString("--" + boundary + "--\r\n")
-		return b.String()
-	}
+	mp := func(boundary string, parts ...[2]string) string { return multipartSeed("", boundary, parts...) }
 	const bnd = "---------------------------1234567890"
 	const pm = "/p/123/sp/12300/playManifest/entryId/0_abc/protocol/https/format/applehttp/flavorIds/0_flav1"
 	const ref = "playSessionId=ef3b:2498&referrer=aHR0cDovLzEyNy4wLjAuMToxOTA5MS9zdGF0aWMvcGxheWVyLmh0bWw/c2NlbmFyaW89YW5vbg==&clientTag=html5:v3.17.95"
