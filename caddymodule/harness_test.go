@@ -47,6 +47,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Started by a fleet test as one of its sidecars (fleet_harness_test.go):
+	// run Caddy with the given config instead of the tests.
+	if cfg := os.Getenv(sidecarConfigEnv); cfg != "" {
+		os.Exit(runSidecar(cfg))
+	}
 	var err error
 	tmpDir, err = os.MkdirTemp("", "kaltura-ks-test-")
 	if err != nil {
@@ -61,6 +66,10 @@ func TestMain(m *testing.M) {
 	accessLog = filepath.Join(tmpDir, "access.log")
 	filteredLog = filepath.Join(tmpDir, "filtered.log")
 	code := m.Run()
+	if n := reapSidecars(); n > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d sidecar processes outlived their tests (killed now)\n", n)
+		code = 1
+	}
 	if code == 0 && !testing.Short() {
 		// The appToken token must appear in no log line and no response.
 		for name, path := range map[string]string{"caddy log": caddyLog, "access log": accessLog} {
@@ -103,6 +112,13 @@ type env struct {
 
 func newEmulator(t testing.TB, mod func(*kalturatest.Config)) (*kalturatest.Emulator, *httptest.Server) {
 	t.Helper()
+	return newEmulatorWrapped(t, mod, nil)
+}
+
+// newEmulatorWrapped is newEmulator with the emulator's server running
+// wrap(emulator) when wrap is not nil.
+func newEmulatorWrapped(t testing.TB, mod func(*kalturatest.Config), wrap func(http.Handler) http.Handler) (*kalturatest.Emulator, *httptest.Server) {
+	t.Helper()
 	cfg := kalturatest.Config{
 		PartnerID: testPID,
 		AppTokens: []kalturatest.AppToken{{ID: testTokenID, Token: testToken, HashType: "SHA256", SessionPrivileges: "sview:*"}},
@@ -115,7 +131,11 @@ func newEmulator(t testing.TB, mod func(*kalturatest.Config)) (*kalturatest.Emul
 		mod(&cfg)
 	}
 	emu := kalturatest.New(cfg)
-	srv := httptest.NewServer(emu)
+	var h http.Handler = emu
+	if wrap != nil {
+		h = wrap(emu)
+	}
+	srv := httptest.NewServer(h)
 	widgets.Store(srv.URL, widget)
 	t.Cleanup(func() {
 		srv.Close()
@@ -398,6 +418,11 @@ func sweepLogsForSecrets() (problems []string) {
 	if n := check(filteredLog, false); n == 0 {
 		fail("empty filtered log")
 		return problems
+	}
+	// The fleet tests' sidecars (separate processes, each with its own
+	// DEBUG log): an injected KS only in reverse_proxy's lines.
+	for _, path := range fleetLogPaths() {
+		problems = append(problems, fleetLogProblems(path, set)...)
 	}
 
 	// And the handler's own lines do carry fingerprints, so the search
