@@ -605,7 +605,7 @@ func (r fleetResult) String() string {
 	for _, rec := range r.records {
 		recs = append(recs, fmt.Sprintf("{ks %s valid %v user %q err %q}", kaltura.Fingerprint(rec.KS), rec.KSValid, rec.User, rec.Error))
 	}
-	return fmt.Sprintf("sidecar %d user %q req %d: status %d err %v cache %q in %v, records %v, body %.200q",
+	return fmt.Sprintf("sidecar %d user %q req %d: status %d err %v cache %q in %v, records %v, body %.120q",
 		r.sidecar, r.user, r.id, r.status, r.err, r.cache, r.end.Sub(r.start).Round(time.Millisecond), recs, r.body)
 }
 
