@@ -104,6 +104,9 @@ type Handler struct {
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 	// Longest accepted user id, in bytes. Default 256.
 	MaxUserIDLength int `json:"max_user_id_length,omitempty"`
+	// The Redis shared by the replicas of a fleet (see RedisConfig).
+	// Optional: without it, no Redis is used.
+	Redis *RedisConfig `json:"redis,omitempty"`
 
 	// Set by Provision.
 	token       string           // the appToken's token, from app_token or app_token_file

@@ -57,10 +57,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.debug = h.logger.Core().Enabled(zapcore.DebugLevel)
 	h.resolve()
 	h.fillDefaults()
-	// Caddy calls Validate after Provision; calling it here too means that
+	// Caddy calls Validate after Provision; checking here too means that
 	// nothing is built from an invalid config, and that its error is the
-	// provisioning error it always was.
-	if err := h.Validate(); err != nil {
+	// provisioning error it always was. The redis block comes last: its
+	// provisioning resolves, completes and checks it.
+	if err := h.validateSettings(); err != nil {
+		return err
+	}
+	if err := h.Redis.provision(h.token); err != nil {
 		return err
 	}
 	h.ServiceURL = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(h.ServiceURL, "/"), "/api_v3"), "/")
@@ -162,11 +166,19 @@ func orDefault[T comparable](v *T, def T) {
 
 // Validate checks a provisioned handler's settings, field by field in a
 // fixed order (the credentials, the per-request settings, the timings and
-// limits), and returns the first problem, naming its field. The Caddyfile
-// parser runs the checks that need no placeholder resolved
-// (checkPartnerID, checkHashType, parseSessionType, checkTokenSource) when
-// the config is adapted.
+// limits, the redis block), and returns the first problem, naming its
+// field. The Caddyfile parser runs the checks that need no placeholder
+// resolved (checkPartnerID, checkHashType, parseSessionType,
+// checkTokenSource, and the redis block's) when the config is adapted.
 func (h *Handler) Validate() error {
+	if err := h.validateSettings(); err != nil {
+		return err
+	}
+	return h.Redis.validate(h.token)
+}
+
+// validateSettings is Validate without the redis block.
+func (h *Handler) validateSettings() error {
 	if err := h.validateCredentials(); err != nil {
 		return err
 	}
