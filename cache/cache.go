@@ -75,6 +75,9 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultGuard is Config.Guard's default.
+const DefaultGuard = 30 * time.Second
+
 // Cache is safe for concurrent use. Close stops its janitor.
 type Cache struct {
 	cfg Config                 // MaxEntries, CleanupInterval, Now: fixed at New
@@ -195,7 +198,7 @@ func normalize(cfg Config) Config {
 		cfg.Jitter = cfg.RefreshBefore / 2
 	}
 	if cfg.Guard <= 0 {
-		cfg.Guard = 30 * time.Second
+		cfg.Guard = DefaultGuard
 	}
 	if cfg.MintTimeout <= 0 {
 		cfg.MintTimeout = 30 * time.Second

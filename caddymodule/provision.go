@@ -398,11 +398,17 @@ func (h *Handler) build(ctx caddy.Context) error {
 	identity := strings.Join([]string{h.ServiceURL, h.PartnerID, h.AppTokenID, hex.EncodeToString(secretFP[:]), h.HashType, h.WidgetID}, "\x00")
 	// Hashed once, so that the per-request key hashes a short input.
 	h.keyPrefix = cache.Key(identity, strconv.Itoa(h.sessionType), strconv.FormatInt(int64(time.Duration(h.Expiry)/time.Second), 10))
-	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions)))
+	// The redis block is part of the pool's key: a reload that changes it
+	// gets a new cache and client; one that does not keeps both.
+	redisID := ""
+	if h.Redis != nil {
+		redisID = h.Redis.identity()
+	}
+	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions) + "\x00" + redisID))
 	h.poolKey = hex.EncodeToString(poolSum[:])
 	cacheCfg := h.cacheConfig()
 	val, loaded, err := sessionPool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		return &sharedState{cache: cache.New(cacheCfg)}, nil
+		return h.newSharedState(cacheCfg)
 	})
 	if err != nil {
 		return err
@@ -410,8 +416,9 @@ func (h *Handler) build(ctx caddy.Context) error {
 	h.shared = val.(*sharedState)
 	if loaded {
 		// A reload with the same credentials: keep the cached sessions,
-		// take the new timings.
+		// take the new timings and logger.
 		h.shared.cache.Reconfigure(cacheCfg)
+		h.shared.logger.Store(h.logger)
 	}
 	return nil
 }
@@ -439,17 +446,8 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// sessionPool keeps KS caches across config reloads.
+// sessionPool keeps KS caches (and shared tiers) across config reloads.
 var sessionPool = caddy.NewUsagePool()
-
-// sharedState is what sessionPool holds for one identity: its KS cache.
-type sharedState struct{ cache *cache.Cache }
-
-// Destruct stops the cache's janitor when the last config using it is gone.
-func (s *sharedState) Destruct() error {
-	s.cache.Close()
-	return nil
-}
 
 // clock, when set (tests only), replaces time.Now for KS expiry decisions.
 var clock atomic.Pointer[func() time.Time]

