@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/internal/redistest"
 )
 
 func newClient(t *testing.T, cfg Config) *Client {
@@ -31,7 +33,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // connected returns a client that has made its first connection to s.
-func connected(t *testing.T, s *redisServer, cfg Config) *Client {
+func connected(t *testing.T, s *redistest.Server, cfg Config) *Client {
 	t.Helper()
 	cfg.Addresses = []string{s.Addr()}
 	c := newClient(t, cfg)
@@ -42,8 +44,8 @@ func connected(t *testing.T, s *redisServer, cfg Config) *Client {
 // Redis down at New: New returns at once, operations fail fast with
 // ErrUnavailable; when the server comes up the client connects by itself.
 func TestNewWithRedisDown(t *testing.T) {
-	port := freePort(t)
-	s := newRedis(t, port)
+	port := redistest.FreePort(t)
+	s := redistest.NewOnPort(t, port)
 	var connectErrs, connects atomic.Int32
 	start := time.Now()
 	c := newClient(t, Config{
@@ -85,7 +87,7 @@ func TestNewWithRedisDown(t *testing.T) {
 		t.Fatalf("OnConnect(err) called %d times, want 1", n)
 	}
 
-	s.start()
+	s.Restart()
 	waitFor(t, 5*time.Second, "connect after Redis came up", c.Connected)
 	if err := c.Set(ctx, "k", []byte("v\x00\xff"), time.Minute); err != nil {
 		t.Fatal(err)
@@ -102,8 +104,8 @@ func TestNewWithRedisDown(t *testing.T) {
 // Close while still trying to connect returns promptly; after Close every
 // operation fails fast, connected or not.
 func TestClose(t *testing.T) {
-	s := startRedis(t)
-	down := New(Config{Addresses: []string{"127.0.0.1:" + strconv.Itoa(freePort(t))}, DialTimeout: 200 * time.Millisecond})
+	s := redistest.Start(t)
+	down := New(Config{Addresses: []string{"127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))}, DialTimeout: 200 * time.Millisecond})
 	time.Sleep(150 * time.Millisecond) // a few failed attempts
 	start := time.Now()
 	down.Close()
@@ -122,7 +124,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestGetSetDel(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	c := connected(t, s, Config{})
 	ctx := context.Background()
 	if v, ok, err := c.Get(ctx, "missing"); err != nil || ok || v != nil {
@@ -164,7 +166,7 @@ func TestGetSetDel(t *testing.T) {
 }
 
 func TestSetTTLExpires(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	c := connected(t, s, Config{})
 	ctx := context.Background()
 	if err := c.Set(ctx, "k", []byte("v"), 100*time.Millisecond); err != nil {
@@ -183,7 +185,7 @@ func TestSetTTLExpires(t *testing.T) {
 // opens once and operations fail fast; restarted on the same port, the same
 // Client works again.
 func TestKillAndRestart(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	var mu sync.Mutex
 	var changes []bool
 	c := connected(t, s, Config{
@@ -234,7 +236,7 @@ func TestKillAndRestart(t *testing.T) {
 	if fails.Load() != 0 {
 		t.Fatalf("%d failures before the kill", fails.Load())
 	}
-	s.kill()
+	s.Kill()
 	waitFor(t, 2*time.Second, "breaker open after SIGKILL", c.BreakerOpen)
 	// Down for a while: several cool-downs and failed probes.
 	before := ops.Load()
@@ -252,7 +254,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatalf("%d ErrUnavailable returns took over 50ms", n)
 	}
 
-	s.start()
+	s.Restart()
 	waitFor(t, 5*time.Second, "breaker closed after restart", func() bool { return !c.BreakerOpen() })
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
@@ -273,7 +275,7 @@ func TestKillAndRestart(t *testing.T) {
 
 // A slow server (DEBUG SLEEP) costs an operation CommandTimeout, not more.
 func TestCommandTimeout(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	const timeout = 150 * time.Millisecond
 	c := connected(t, s, Config{CommandTimeout: timeout})
 	ctx := context.Background()
@@ -321,8 +323,8 @@ func TestCommandTimeout(t *testing.T) {
 // in a row open the breaker, and when the link is fast again the client
 // recovers by itself, with no reply given to the wrong command.
 func TestSlowLink(t *testing.T) {
-	s := startRedis(t)
-	p := startSlowProxy(t, s.Addr())
+	s := redistest.Start(t)
+	p := redistest.StartSlowProxy(t, s.Addr())
 	const timeout = 100 * time.Millisecond
 	var opens atomic.Int32
 	c := newClient(t, Config{
@@ -342,7 +344,7 @@ func TestSlowLink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.setDelay(400 * time.Millisecond)
+	p.SetDelay(400 * time.Millisecond)
 	for i, k := range []string{"a", "b", "c"} {
 		start := time.Now()
 		_, _, err := c.Get(ctx, k)
@@ -361,7 +363,7 @@ func TestSlowLink(t *testing.T) {
 	if _, _, err := c.Get(ctx, "a"); !errors.Is(err, ErrUnavailable) || time.Since(start) > 10*time.Millisecond {
 		t.Fatalf("Get with the breaker open: %v after %v", err, time.Since(start))
 	}
-	p.setDelay(0)
+	p.SetDelay(0)
 	// Late replies to the timed-out commands must not answer later ones.
 	waitFor(t, 5*time.Second, "recovery", func() bool {
 		_, _, err := c.Get(ctx, "a")

@@ -6,10 +6,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/internal/redistest"
 )
 
 func TestLeaseOneWinner(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	a := connected(t, s, Config{})
 	b := connected(t, s, Config{})
 	ctx := context.Background()
@@ -78,7 +80,7 @@ func TestLeaseOneWinner(t *testing.T) {
 }
 
 func TestLeaseExtendAndExpiry(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	a := connected(t, s, Config{})
 	b := connected(t, s, Config{})
 	ctx := context.Background()
