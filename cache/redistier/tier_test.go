@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/internal/redistest"
 )
 
 // replica is one sidecar's pair of tiers: its local cache and its tier,
@@ -50,7 +51,7 @@ func (m *minter) mint(ctx context.Context) (cache.Entry, error) {
 
 var errConfig = errors.New("config: INVALID_APP_TOKEN_HASH")
 
-func newReplica(t *testing.T, s *redisServer, mut func(*TierConfig)) *replica {
+func newReplica(t *testing.T, s *redistest.Server, mut func(*TierConfig)) *replica {
 	t.Helper()
 	c := cache.New(cache.Config{RefreshBefore: time.Minute, MintTimeout: 10 * time.Second,
 		Errors: func(err error) (time.Duration, bool) {
@@ -91,7 +92,7 @@ func (r *replica) fetch(ctx context.Context, key string, m *minter) (cache.Entry
 // Concurrent misses on three replicas cost one mint; the others take the
 // KS from Redis (remote), after waiting for the lock's holder.
 func TestTierOneMintAcrossReplicas(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	var waits sync.Map
 	reps := make([]*replica, 3)
 	for i := range reps {
@@ -147,7 +148,7 @@ func TestTierOneMintAcrossReplicas(t *testing.T) {
 // A revocation on one replica reaches the others within a second: their
 // local entry goes, and their next fetch gets the one new KS.
 func TestTierRevocationReachesReplicas(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	a, b, c := newReplica(t, s, nil), newReplica(t, s, nil), newReplica(t, s, nil)
 	m := &minter{}
 	for _, r := range []*replica{a, b, c} {
@@ -186,7 +187,7 @@ func TestTierRevocationReachesReplicas(t *testing.T) {
 
 // A renewal won by one replica is adopted by the others without minting.
 func TestTierRenewalAdopted(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	a, b := newReplica(t, s, nil), newReplica(t, s, nil)
 	m := &minter{}
 	a.fetch(context.Background(), "carol", m)
@@ -211,14 +212,14 @@ func TestTierRenewalAdopted(t *testing.T) {
 // With Redis down, fetches mint locally (outcome local) and never fail;
 // when it comes back, the local entries are written back.
 func TestTierRedisDownAndBack(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	var wrote atomic.Int64
 	a := newReplica(t, s, func(c *TierConfig) {
 		c.Redis.BreakerCoolDown = 100 * time.Millisecond
 		c.OnWriteBack = func(n int) { wrote.Add(int64(n)) }
 	})
 	m := &minter{}
-	s.kill()
+	s.Kill()
 	for i := range 5 {
 		e, o, err := a.fetch(context.Background(), fmt.Sprint("u", i), m)
 		if err != nil || e.KS == "" {
@@ -231,7 +232,7 @@ func TestTierRedisDownAndBack(t *testing.T) {
 	if n := m.n.Load(); n != 5 {
 		t.Fatalf("%d mints", n)
 	}
-	s.restart()
+	s.Restart()
 	waitFor(t, 10*time.Second, "entries written back", func() bool {
 		out, _ := s.Do("DBSIZE")
 		return out == ":5"
@@ -249,7 +250,7 @@ func TestTierRedisDownAndBack(t *testing.T) {
 
 // FLUSHALL empties Redis; the replicas write their entries back.
 func TestTierFlushWritesBack(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	a := newReplica(t, s, nil)
 	m := &minter{}
 	for i := range 20 {
@@ -267,7 +268,7 @@ func TestTierFlushWritesBack(t *testing.T) {
 // A configuration error seen by one replica is shared: the others fail
 // with it without calling Kaltura.
 func TestTierSharedConfigError(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	a, b := newReplica(t, s, nil), newReplica(t, s, nil)
 	m := &minter{}
 	m.err.Store(&errConfig)
@@ -285,7 +286,7 @@ func TestTierSharedConfigError(t *testing.T) {
 // The holder of the lock dies (its lease is never released): the others
 // mint after at most one lease.
 func TestTierDeadHolderCostsOneLease(t *testing.T) {
-	s := startRedis(t)
+	s := redistest.Start(t)
 	a := newReplica(t, s, nil)
 	rk := a.t.keys.Key([]byte("frank"))
 	if out, _ := s.Do("SET", rk+lockSuffix, "dead-holder", "PX", "1500"); !strings.Contains(out, "OK") {
