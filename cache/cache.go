@@ -28,7 +28,20 @@ type Entry struct {
 	KS     string
 	Expiry time.Time // the KS's absolute expiry, as Kaltura reported it
 	Forms  uint8     // the caller's facts about KS, kept with it; the cache does not read them
+	Source Source    // where the mint function got it; decides the fetch's Outcome
 }
+
+// Source says where a mint function got its entry. A plain mint leaves it
+// zero; a mint function that consults a shared tier (package redistier)
+// sets it, and Fetch reports it as the outcome of the fetch that started
+// the mint.
+type Source uint8
+
+const (
+	FromMint      Source = iota // minted (alone, or as the fleet's single mint)
+	FromRemote                  // read from the shared tier: another replica minted it
+	FromLocalMint               // minted by this replica alone: the shared tier was unavailable
+)
 
 // ErrorPolicy says how long a mint failure is remembered and whether it
 // concerns every key (a configuration error) or only the one that failed.
@@ -61,6 +74,9 @@ type Config struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
+
+// DefaultGuard is Config.Guard's default.
+const DefaultGuard = 30 * time.Second
 
 // Cache is safe for concurrent use. Close stops its janitor.
 type Cache struct {
@@ -117,6 +133,8 @@ const (
 	Shared                 // waited for a mint another caller started
 	Stale                  // served from the cache while a renewal runs or after it failed
 	Refused                // not minted: a recent failure is remembered
+	Remote                 // this caller's fetch took it from the shared tier (FromRemote)
+	Local                  // this caller's fetch minted it without the shared tier, which was unavailable (FromLocalMint)
 )
 
 // String is the outcome's name in logs, metrics and the cache placeholder.
@@ -130,6 +148,10 @@ func (o Outcome) String() string {
 		return "shared"
 	case Stale:
 		return "stale"
+	case Remote:
+		return "remote"
+	case Local:
+		return "local"
 	}
 	return "remembered_failure"
 }
@@ -176,7 +198,7 @@ func normalize(cfg Config) Config {
 		cfg.Jitter = cfg.RefreshBefore / 2
 	}
 	if cfg.Guard <= 0 {
-		cfg.Guard = 30 * time.Second
+		cfg.Guard = DefaultGuard
 	}
 	if cfg.MintTimeout <= 0 {
 		cfg.MintTimeout = 30 * time.Second
@@ -383,6 +405,14 @@ func (c *Cache) Fetch(ctx context.Context, key string, mint func(context.Context
 	}
 	select {
 	case <-cl.done:
+		if !shared && cl.err == nil {
+			switch cl.e.Source {
+			case FromRemote:
+				outcome = Remote
+			case FromLocalMint:
+				outcome = Local
+			}
+		}
 		return cl.e, outcome, cl.err
 	case <-ctx.Done():
 		return Entry{}, outcome, ctx.Err()
@@ -433,15 +463,7 @@ func (c *Cache) run(key string, cl *call, mint func(context.Context) (Entry, err
 		now := c.cfg.Now()
 		var it *item
 		if err == nil {
-			lifetime := e.Expiry.Sub(now)
-			guard := min(pol.Guard, lifetime/20)
-			before := min(pol.RefreshBefore, lifetime/4)
-			jitter := min(pol.Jitter, lifetime/8)
-			if jitter > 0 {
-				before += rand.N(jitter)
-			}
-			it = &item{Entry: e, refreshAt: e.Expiry.Add(-before), until: e.Expiry.Add(-guard), key: key}
-			if !now.Before(it.until) {
+			if it = newItem(key, e, pol, now); it == nil {
 				err = ErrExpired
 			}
 		}
@@ -460,6 +482,89 @@ func (c *Cache) run(key string, cl *call, mint func(context.Context) (Entry, err
 		close(cl.done)
 	}()
 	e, err = mint(ctx)
+}
+
+// newItem is the item for e under key, with its renewal time (jittered)
+// and the end of its service computed from e's expiry by pol at now; nil
+// when e may no longer be served.
+func newItem(key string, e Entry, pol *Config, now time.Time) *item {
+	lifetime := e.Expiry.Sub(now)
+	guard := min(pol.Guard, lifetime/20)
+	before := min(pol.RefreshBefore, lifetime/4)
+	jitter := min(pol.Jitter, lifetime/8)
+	if jitter > 0 {
+		before += rand.N(jitter)
+	}
+	it := &item{Entry: e, refreshAt: e.Expiry.Add(-before), until: e.Expiry.Add(-guard), key: key}
+	if !now.Before(it.until) {
+		return nil
+	}
+	return it
+}
+
+// Adopt stores e for key when it is newer than what the cache holds: no
+// servable entry, or one that expires before e. Its renewal time and jitter
+// are this cache's own, computed from e's expiry. A shared tier calls it
+// when another replica's KS arrives (a renewal it won). It reports whether
+// e was stored.
+func (c *Cache) Adopt(key string, e Entry) bool {
+	now := c.cfg.Now()
+	it := newItem(key, e, c.pol.Load(), now)
+	if it == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.c.Get(key); ok {
+		cur := v.(*item)
+		if now.Before(cur.until) && (cur.KS == e.KS || !cur.Expiry.Before(e.Expiry)) {
+			return false
+		}
+	}
+	c.put(it, now)
+	return true
+}
+
+// Range calls fn with every entry that may still be served, oldest first,
+// holding c.mu for at most sweepBatch entries at a time. Entries added or
+// removed meanwhile may or may not be seen. fn must not call the cache.
+func (c *Cache) Range(fn func(key string, e Entry)) {
+	type kv struct {
+		key string
+		e   Entry
+	}
+	batch := make([]kv, 0, sweepBatch)
+	c.mu.Lock()
+	it := c.bound.oldest
+	for it != nil {
+		now := c.cfg.Now()
+		for i := 0; i < sweepBatch && it != nil; i, it = i+1, it.newer {
+			if now.Before(it.until) {
+				batch = append(batch, kv{it.key, it.Entry})
+			}
+		}
+		// Resume after it: pin it as the sweep position would, by keeping
+		// its key and finding it again.
+		var next string
+		if it != nil {
+			next = it.key
+		}
+		c.mu.Unlock()
+		for _, b := range batch {
+			fn(b.key, b.e)
+		}
+		batch = batch[:0]
+		c.mu.Lock()
+		if next == "" {
+			break
+		}
+		v, ok := c.c.Get(next)
+		if !ok {
+			break // removed meanwhile: stop rather than start over
+		}
+		it = v.(*item)
+	}
+	c.mu.Unlock()
 }
 
 // put stores it in place of any entry for its key, making room first if the
@@ -481,13 +586,16 @@ func (c *Cache) drop(it *item) {
 	c.c.Delete(it.key)
 }
 
-// Delete forgets key's entry (after a session.end).
-func (c *Cache) Delete(key string) {
+// Delete forgets key's entry (after a session.end) and returns it.
+func (c *Cache) Delete(key string) (Entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v, ok := c.c.Get(key); ok {
-		c.drop(v.(*item))
+	v, ok := c.c.Get(key)
+	if !ok {
+		return Entry{}, false
 	}
+	c.drop(v.(*item))
+	return v.(*item).Entry, true
 }
 
 // Evict forgets key's entry if it still holds ks: Kaltura said ks is no

@@ -49,6 +49,22 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_body_size      <size>                 # default 10MiB
 //		max_inspect_size   <size>                 # default 1MiB
 //		max_user_id_length <n>                    # default 256
+//		redis [<address>] {                       # optional; no block, no Redis
+//			address         <host:port>...        # required; repeatable (cluster seeds, or the Sentinels)
+//			master_name     <name>                # Sentinel mode
+//			username        <user>
+//			password        <password>            # e.g. {env.REDIS_PASSWORD}
+//			tls                                   # TLS with the system's roots, or:
+//			tls {
+//				ca_file     <path>                # PEM CA bundle
+//				server_name <name>
+//			}
+//			key_prefix      <prefix>              # default kaltura_ks:
+//			command_timeout <duration>            # default 100ms
+//			dial_timeout    <duration>            # default 1s
+//			lock_lease      <duration>            # default 5s
+//			encryption_key  <key>                 # >= 16 bytes; default: from the app token
+//		}
 //	}
 //
 // Placeholders are kept as written: global ones ({env.*}, {file.*}) are
@@ -68,6 +84,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("%s specified more than once", name)
 		}
 		seen[name] = true
+		if name == "redis" {
+			// A block, not a one-value field.
+			r, err := parseRedisBlock(d)
+			if err != nil {
+				return err
+			}
+			h.Redis = r
+			continue
+		}
 		var val string
 		if !d.AllArgs(&val) {
 			return d.Errf("%s: expected exactly one value", name)

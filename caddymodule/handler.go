@@ -104,6 +104,9 @@ type Handler struct {
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 	// Longest accepted user id, in bytes. Default 256.
 	MaxUserIDLength int `json:"max_user_id_length,omitempty"`
+	// The Redis shared by the replicas of a fleet (see RedisConfig).
+	// Optional: without it, no Redis is used.
+	Redis *RedisConfig `json:"redis,omitempty"`
 
 	// Set by Provision.
 	token       string           // the appToken's token, from app_token or app_token_file
@@ -158,7 +161,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var kb [cacheKeyBuf]byte
 	kbuf := cache.AppendUserKey(kb[:0], h.keyPrefix, user, privileges)
 	if plan.Disposition == kaltura.EndSession {
-		return h.endSession(w, plan, kbuf, user)
+		return h.endSession(w, r, plan, kbuf, user)
 	}
 	src := ksSource{h: h, user: user, privileges: privileges}
 	entry, fresh := h.shared.cache.FreshBytes(kbuf)
@@ -192,6 +195,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		if h.shared.cache.Evict(src.key(kbuf), entry.KS) {
 			h.logEvicted(plan.Class, entry.KS)
+			src.revoke(r.Context(), kbuf, entry)
 		}
 		if !v.NothingRan() || !replayable || attempt > 0 {
 			return in.release(redacted)
@@ -215,9 +219,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // endSession answers a client's session.end itself and forgets the user's
-// cached KS: sent on to Kaltura with that KS, it would revoke it.
-func (h *Handler) endSession(w http.ResponseWriter, plan *kaltura.Plan, key []byte, user string) error {
-	h.shared.cache.Delete(string(key))
+// cached KS (sent on to Kaltura with that KS, it would revoke it), on every
+// replica when the shared tier is on.
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, plan *kaltura.Plan, key []byte, user string) error {
+	e, _ := h.shared.cache.Delete(string(key))
+	if h.shared.tier != nil {
+		// e.KS is empty when this replica held none: the shared KS goes.
+		h.shared.tier.Revoke(r.Context(), string(key), e.KS, e.Expiry)
+	}
 	h.metrics.request(plan.Class, resultEnded)
 	if c := h.logger.Check(zapcore.DebugLevel, "session.end answered locally; cached KS forgotten"); c != nil {
 		c.Write(zap.String("user", user))

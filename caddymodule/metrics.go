@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache/redistier"
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
 )
 
@@ -21,7 +23,25 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	sessionCalls *prometheus.CounterVec
 	sessionDur   *prometheus.HistogramVec
+	redis        redisMetrics
 }
+
+// redisMetrics describe the shared tier (redis block).
+type redisMetrics struct {
+	ops           *prometheus.CounterVec
+	opDur         *prometheus.HistogramVec
+	breakerOpen   prometheus.Gauge
+	invalidations *prometheus.CounterVec
+	lockWaits     *prometheus.CounterVec
+	writeBacks    prometheus.Counter
+}
+
+// Label values of the shared tier's metrics, listed in their Help.
+var (
+	redisOps          = []string{"get", "set", "del", "lock", "extend", "release", "swap", "writeback", "ping"}
+	redisResults      = []string{"ok", "error", "timeout", "unavailable"}
+	redisLockOutcomes = []string{"adopted", "acquired", "config_error", "fallback", "timeout"}
+)
 
 var (
 	metricsOnce sync.Once
@@ -45,10 +65,13 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 				Help:    "Duration of calls to Kaltura's session API.",
 				Buckets: prometheus.DefBuckets,
 			}, []string{"action"}),
+			redis: newRedisMetrics(ns, sub),
 		}
 	})
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
-		for _, c := range []prometheus.Collector{theMetrics.requests, theMetrics.sessionCalls, theMetrics.sessionDur} {
+		rm := theMetrics.redis
+		for _, c := range []prometheus.Collector{theMetrics.requests, theMetrics.sessionCalls, theMetrics.sessionDur,
+			rm.ops, rm.opDur, rm.breakerOpen, rm.invalidations, rm.lockWaits, rm.writeBacks} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -59,6 +82,75 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 	}
 	return theMetrics
 }
+
+func newRedisMetrics(ns, sub string) redisMetrics {
+	return redisMetrics{
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "redis_ops_total",
+			Help: "Commands the shared tier sent to Redis, by op (" + strings.Join(redisOps, ", ") +
+				") and result (" + strings.Join(redisResults, ", ") + "; unavailable: not sent, Redis not connected or the breaker open).",
+		}, []string{"op", "result"}),
+		opDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "redis_op_duration_seconds",
+			Help:    "Duration of the shared tier's Redis commands, by op.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"op"}),
+		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "redis_breaker_open",
+			Help: "Shared tiers whose circuit breaker is open (Redis failing: skipped, probed in the background).",
+		}),
+		invalidations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "redis_invalidations_total",
+			Help: "Invalidations Redis pushed to the shared tier, by kind (key: one key changed; all: a flush or a lost connection).",
+		}, []string{"kind"}),
+		lockWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "redis_lock_waits_total",
+			Help: "Waits for another replica's mint, by outcome (" + strings.Join(redisLockOutcomes, ", ") + ").",
+		}, []string{"outcome"}),
+		writeBacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "redis_write_backs_total",
+			Help: "Cached sessions written back to Redis after it lost them (a flush, a restart).",
+		}),
+	}
+}
+
+// observeRedisOp counts one Redis command of the shared tier.
+func (m *metrics) observeRedisOp(op string, err error, d time.Duration) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, redistier.ErrUnavailable):
+		result = "unavailable"
+	case errors.Is(err, context.DeadlineExceeded):
+		result = "timeout"
+	default:
+		result = "error"
+	}
+	m.redis.ops.WithLabelValues(op, result).Inc()
+	if result != "unavailable" {
+		m.redis.opDur.WithLabelValues(op).Observe(d.Seconds())
+	}
+}
+
+func (m *metrics) redisBreaker(open bool) {
+	if open {
+		m.redis.breakerOpen.Inc()
+	} else {
+		m.redis.breakerOpen.Dec()
+	}
+}
+
+func (m *metrics) redisInvalidations(keys int, all bool) {
+	if all {
+		m.redis.invalidations.WithLabelValues("all").Inc()
+		return
+	}
+	m.redis.invalidations.WithLabelValues("key").Add(float64(keys))
+}
+
+func (m *metrics) redisLockWait(outcome string) { m.redis.lockWaits.WithLabelValues(outcome).Inc() }
+
+func (m *metrics) redisWriteBack(n int) { m.redis.writeBacks.Add(float64(n)) }
 
 // result is a value of the requests counter's result label: what became
 // of a request. A request counts once for how it got its KS (or why it got
@@ -71,6 +163,8 @@ const (
 	resultShared                          // it waited for a mint another request started (cache.Shared)
 	resultStale                           // its KS came from the cache while a renewal runs or after one failed (cache.Stale)
 	resultRememberedFailure               // no mint was tried: a recent failure is remembered (cache.Refused)
+	resultRemote                          // its KS came from the shared tier: another replica minted it (cache.Remote)
+	resultLocal                           // its KS was minted for it without the shared tier, which was unavailable (cache.Local)
 	resultForwarded                       // it needs no KS and went on untouched
 	resultRefused                         // the handler refused it: unreadable, too large, no or invalid user, invalid privileges
 	resultEnded                           // a session.end, answered by the handler
@@ -89,6 +183,8 @@ var resultNames = [numResults]string{
 	resultShared:            cache.Shared.String(),
 	resultStale:             cache.Stale.String(),
 	resultRememberedFailure: cache.Refused.String(),
+	resultRemote:            cache.Remote.String(),
+	resultLocal:             cache.Local.String(),
 	resultForwarded:         "forwarded",
 	resultRefused:           "refused",
 	resultEnded:             "ended",
@@ -109,6 +205,10 @@ func outcomeResult(o cache.Outcome) result {
 		return resultShared
 	case cache.Stale:
 		return resultStale
+	case cache.Remote:
+		return resultRemote
+	case cache.Local:
+		return resultLocal
 	}
 	return resultRememberedFailure
 }

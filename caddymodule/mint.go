@@ -33,12 +33,27 @@ func (s *ksSource) key(kbuf []byte) string {
 	return s.keyString
 }
 
-// fetch gets the KS from the cache, which mints one if it has none fresh.
+// fetch gets the KS from the cache, which mints one if it has none fresh:
+// through the shared tier when there is one (which takes another replica's
+// KS from Redis, or mints once for the fleet).
 func (s *ksSource) fetch(ctx context.Context, kbuf []byte) (cache.Entry, cache.Outcome, error) {
+	key := s.key(kbuf)
 	if s.mint == nil {
 		s.mint = s.h.minter(s.user, s.privileges)
+		if tier := s.h.shared.tier; tier != nil {
+			mint := s.mint
+			s.mint = func(ctx context.Context) (cache.Entry, error) { return tier.Mint(ctx, key, mint) }
+		}
 	}
-	return s.h.shared.cache.Fetch(ctx, s.key(kbuf), s.mint)
+	return s.h.shared.cache.Fetch(ctx, key, s.mint)
+}
+
+// revoke tells the fleet, through the shared tier if there is one, that
+// Kaltura rejected e (or that a client ended it), which was evicted here.
+func (s *ksSource) revoke(ctx context.Context, kbuf []byte, e cache.Entry) {
+	if tier := s.h.shared.tier; tier != nil {
+		tier.Revoke(ctx, s.key(kbuf), e.KS, e.Expiry)
+	}
 }
 
 // minter returns the function that mints a KS for user with privileges,

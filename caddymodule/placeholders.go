@@ -9,7 +9,7 @@ import (
 
 // The handler's placeholders, for the handlers and logs after it.
 const (
-	cachePlaceholder       = "http.kaltura_ks.cache"          // how the cache answered: hit, miss, shared, stale
+	cachePlaceholder       = "http.kaltura_ks.cache"          // how the cache answered: hit, miss, shared, stale, remote, local
 	fingerprintPlaceholder = "http.kaltura_ks.ks_fingerprint" // kaltura.Fingerprint of the KS Kaltura got
 )
 

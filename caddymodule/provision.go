@@ -57,10 +57,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.debug = h.logger.Core().Enabled(zapcore.DebugLevel)
 	h.resolve()
 	h.fillDefaults()
-	// Caddy calls Validate after Provision; calling it here too means that
+	// Caddy calls Validate after Provision; checking here too means that
 	// nothing is built from an invalid config, and that its error is the
-	// provisioning error it always was.
-	if err := h.Validate(); err != nil {
+	// provisioning error it always was. The redis block comes last: its
+	// provisioning resolves, completes and checks it.
+	if err := h.validateSettings(); err != nil {
+		return err
+	}
+	if err := h.Redis.provision(h.token); err != nil {
 		return err
 	}
 	h.ServiceURL = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(h.ServiceURL, "/"), "/api_v3"), "/")
@@ -162,11 +166,19 @@ func orDefault[T comparable](v *T, def T) {
 
 // Validate checks a provisioned handler's settings, field by field in a
 // fixed order (the credentials, the per-request settings, the timings and
-// limits), and returns the first problem, naming its field. The Caddyfile
-// parser runs the checks that need no placeholder resolved
-// (checkPartnerID, checkHashType, parseSessionType, checkTokenSource) when
-// the config is adapted.
+// limits, the redis block), and returns the first problem, naming its
+// field. The Caddyfile parser runs the checks that need no placeholder
+// resolved (checkPartnerID, checkHashType, parseSessionType,
+// checkTokenSource, and the redis block's) when the config is adapted.
 func (h *Handler) Validate() error {
+	if err := h.validateSettings(); err != nil {
+		return err
+	}
+	return h.Redis.validate(h.token)
+}
+
+// validateSettings is Validate without the redis block.
+func (h *Handler) validateSettings() error {
 	if err := h.validateCredentials(); err != nil {
 		return err
 	}
@@ -386,11 +398,17 @@ func (h *Handler) build(ctx caddy.Context) error {
 	identity := strings.Join([]string{h.ServiceURL, h.PartnerID, h.AppTokenID, hex.EncodeToString(secretFP[:]), h.HashType, h.WidgetID}, "\x00")
 	// Hashed once, so that the per-request key hashes a short input.
 	h.keyPrefix = cache.Key(identity, strconv.Itoa(h.sessionType), strconv.FormatInt(int64(time.Duration(h.Expiry)/time.Second), 10))
-	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions)))
+	// The redis block is part of the pool's key: a reload that changes it
+	// gets a new cache and client; one that does not keeps both.
+	redisID := ""
+	if h.Redis != nil {
+		redisID = h.Redis.identity()
+	}
+	poolSum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(h.MaxSessions) + "\x00" + redisID))
 	h.poolKey = hex.EncodeToString(poolSum[:])
 	cacheCfg := h.cacheConfig()
 	val, loaded, err := sessionPool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		return &sharedState{cache: cache.New(cacheCfg)}, nil
+		return h.newSharedState(cacheCfg)
 	})
 	if err != nil {
 		return err
@@ -398,8 +416,9 @@ func (h *Handler) build(ctx caddy.Context) error {
 	h.shared = val.(*sharedState)
 	if loaded {
 		// A reload with the same credentials: keep the cached sessions,
-		// take the new timings.
+		// take the new timings and logger.
 		h.shared.cache.Reconfigure(cacheCfg)
+		h.shared.logger.Store(h.logger)
 	}
 	return nil
 }
@@ -427,17 +446,8 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// sessionPool keeps KS caches across config reloads.
+// sessionPool keeps KS caches (and shared tiers) across config reloads.
 var sessionPool = caddy.NewUsagePool()
-
-// sharedState is what sessionPool holds for one identity: its KS cache.
-type sharedState struct{ cache *cache.Cache }
-
-// Destruct stops the cache's janitor when the last config using it is gone.
-func (s *sharedState) Destruct() error {
-	s.cache.Close()
-	return nil
-}
 
 // clock, when set (tests only), replaces time.Now for KS expiry decisions.
 var clock atomic.Pointer[func() time.Time]

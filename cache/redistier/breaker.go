@@ -78,6 +78,12 @@ func NewBreaker(threshold int, coolDown, maxCoolDown time.Duration, onState func
 // Open reports whether the breaker is open or probing (not closed).
 func (b *Breaker) Open() bool { return b.state.Load() != stateClosed }
 
+// Due reports whether the breaker is open and its cool-down has passed:
+// the next call would be the probe.
+func (b *Breaker) Due() bool {
+	return b.state.Load() == stateOpen && b.now().UnixNano() >= b.openUntil.Load()
+}
+
 // Allow reports whether a call may go to the server now, and whether that
 // call is the probe (pass probe on to Failure or Neutral).
 func (b *Breaker) Allow() (ok, probe bool) {

@@ -53,6 +53,22 @@ type Config struct {
 	// OnState, when not nil, is told when the breaker opens (true) and
 	// closes (false): once per change, for logging.
 	OnState func(open bool)
+	// TrackPrefix, when not empty, turns on the server's invalidation push
+	// for every key that starts with it (CLIENT TRACKING ON PREFIX p BCAST
+	// NOLOOP, RESP3, Redis 6+): writes, deletions, expiries and evictions
+	// by other clients, and FLUSHALL, reach OnInvalidate on the data
+	// connection. Without it the client also works with RESP2-only servers.
+	TrackPrefix string
+	// OnInvalidate, when not nil, gets the keys the server invalidated;
+	// nil keys mean "any key may have changed" (FLUSHALL, or the
+	// connection was lost). It runs on the connection's reader: it must
+	// not block.
+	OnInvalidate func(keys []string)
+	// OnOp, when not nil, is told of every command: its name (get, set,
+	// del, lock, extend, release, ping, writeback), its error (nil,
+	// ErrUnavailable, or what the server or network said) and how long it
+	// took. For metrics.
+	OnOp func(op string, err error, d time.Duration)
 	// OnConnect, when not nil, is called from the background connector:
 	// with the error of the first failed attempt and of each attempt that
 	// fails differently from the one before (not on every retry), and with
@@ -67,11 +83,12 @@ type Client struct {
 	cfg     Config
 	breaker *Breaker
 
-	rc     atomic.Pointer[rueidis.Client] // nil until connected
-	closed chan struct{}
-	once   sync.Once
-	mu     sync.Mutex // orders the connector's store against Close
-	done   chan struct{}
+	rc      atomic.Pointer[rueidis.Client] // nil until connected
+	closed  chan struct{}
+	once    sync.Once
+	mu      sync.Mutex // orders the connector's store against Close
+	done    chan struct{}
+	probing atomic.Bool // the background prober runs
 }
 
 // New returns a client and starts connecting in the background. It never
@@ -86,13 +103,52 @@ func New(cfg Config) *Client {
 	}
 	cfg.Addresses = append([]string(nil), cfg.Addresses...)
 	c := &Client{
-		cfg:     cfg,
-		breaker: NewBreaker(cfg.BreakerThreshold, cfg.BreakerCoolDown, cfg.BreakerMaxCoolDown, cfg.OnState),
-		closed:  make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:    cfg,
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
 	}
+	c.breaker = NewBreaker(cfg.BreakerThreshold, cfg.BreakerCoolDown, cfg.BreakerMaxCoolDown, func(open bool) {
+		if open && c.probing.CompareAndSwap(false, true) {
+			go c.probe()
+		}
+		if cfg.OnState != nil {
+			cfg.OnState(open)
+		}
+	})
 	go c.connect()
 	return c
+}
+
+// probeInterval is how often the background prober asks whether an open
+// breaker may probe.
+const probeInterval = 100 * time.Millisecond
+
+// probe runs while the breaker is open: once each cool-down has passed it
+// sends a PING as the breaker's probe, so that the breaker closes when
+// Redis is back even if no request needs Redis meanwhile (the hit path
+// never does).
+func (c *Client) probe() {
+	defer c.probing.Store(false)
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for c.breaker.Open() {
+		select {
+		case <-c.closed:
+			return
+		case <-t.C:
+		}
+		if c.breaker.Due() {
+			c.Ping(context.Background())
+		}
+	}
+}
+
+// Ping sends a PING; it is how the breaker probes in the background.
+func (c *Client) Ping(ctx context.Context) error {
+	err := c.call(ctx, "ping", func(ctx context.Context, rc rueidis.Client) error {
+		return rc.Do(ctx, rc.B().Ping().Build()).Error()
+	})
+	return wrap("PING", err)
 }
 
 func (c *Client) option() rueidis.ClientOption {
@@ -112,6 +168,21 @@ func (c *Client) option() rueidis.ClientOption {
 		ClientName:          "caddy-kaltura-ks",
 	}
 	opt.Dialer.Timeout = c.cfg.DialTimeout
+	// Bounds the handshake of a server that accepts and never answers, and
+	// any wait on a connection: past it, the connection is closed and made
+	// again (rueidis's default is 100s).
+	opt.ConnWriteTimeout = c.cfg.DialTimeout + c.cfg.CommandTimeout
+	if c.cfg.TrackPrefix != "" {
+		opt.DisableCache = false
+		opt.ClientTrackingOptions = []string{"PREFIX", c.cfg.TrackPrefix, "BCAST", "NOLOOP"}
+		// rueidis keeps a store per connection for DoCache, which this
+		// client never calls: keep it small.
+		opt.CacheSizeEachConn = 1 << 16
+		// One connection per server: each tracking connection receives
+		// every invalidation, so more would deliver each one several times.
+		opt.PipelineMultiplex = -1
+		opt.OnInvalidations = c.invalidated
+	}
 	if c.cfg.MasterName != "" {
 		opt.Sentinel = rueidis.SentinelOption{
 			MasterSet: c.cfg.MasterName,
@@ -171,8 +242,10 @@ func (c *Client) Connected() bool { return c.rc.Load() != nil }
 func (c *Client) BreakerOpen() bool { return c.breaker.Open() }
 
 // Close stops connecting and closes the connections. Operations after Close
-// return ErrUnavailable. It waits for the background connector, which may
-// be in the middle of one attempt (at most about DialTimeout per address).
+// return ErrUnavailable. It does not wait for the background connector,
+// which may be in the middle of one attempt against a server that does not
+// answer (Caddy calls it on a reload): that attempt ends within about
+// DialTimeout plus CommandTimeout per address, and closes what it made.
 func (c *Client) Close() {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -182,14 +255,40 @@ func (c *Client) Close() {
 		if rc != nil {
 			(*rc).Close()
 		}
-		<-c.done
 	})
 }
 
-// call runs one command under the breaker and the per-command timeout.
-// fn gets the rueidis client and the bounded context; it returns the
-// command's error with redis nil already mapped to nil.
-func (c *Client) call(ctx context.Context, fn func(ctx context.Context, rc rueidis.Client) error) error {
+// invalidated passes the server's invalidation push on to OnInvalidate.
+func (c *Client) invalidated(msgs []rueidis.RedisMessage) {
+	if c.cfg.OnInvalidate == nil {
+		return
+	}
+	if msgs == nil {
+		c.cfg.OnInvalidate(nil)
+		return
+	}
+	keys := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if k, err := m.ToString(); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	c.cfg.OnInvalidate(keys)
+}
+
+// call runs one command, named op, under the breaker and the per-command
+// timeout. fn gets the rueidis client and the bounded context; it returns
+// the command's error with redis nil already mapped to nil.
+func (c *Client) call(ctx context.Context, op string, fn func(ctx context.Context, rc rueidis.Client) error) error {
+	start := time.Now()
+	err := c.do(ctx, fn)
+	if c.cfg.OnOp != nil {
+		c.cfg.OnOp(op, err, time.Since(start))
+	}
+	return err
+}
+
+func (c *Client) do(ctx context.Context, fn func(ctx context.Context, rc rueidis.Client) error) error {
 	p := c.rc.Load()
 	if p == nil {
 		return ErrUnavailable
@@ -235,7 +334,7 @@ func serverAlive(err error) bool {
 // Get returns the value at key; found is false (and err nil) when the key
 // does not exist.
 func (c *Client) Get(ctx context.Context, key string) (val []byte, found bool, err error) {
-	err = c.call(ctx, func(ctx context.Context, rc rueidis.Client) error {
+	err = c.call(ctx, "get", func(ctx context.Context, rc rueidis.Client) error {
 		b, err := rc.Do(ctx, rc.B().Get().Key(key).Build()).AsBytes()
 		if rueidis.IsRedisNil(err) {
 			return nil
@@ -258,7 +357,7 @@ func (c *Client) Set(ctx context.Context, key string, val []byte, ttl time.Durat
 	if ms < 1 {
 		return fmt.Errorf("redistier: SET %q: ttl %v below 1ms", key, ttl)
 	}
-	err := c.call(ctx, func(ctx context.Context, rc rueidis.Client) error {
+	err := c.call(ctx, "set", func(ctx context.Context, rc rueidis.Client) error {
 		return rc.Do(ctx, rc.B().Set().Key(key).Value(rueidis.BinaryString(val)).PxMilliseconds(ms).Build()).Error()
 	})
 	return wrap("SET", err)
@@ -266,10 +365,46 @@ func (c *Client) Set(ctx context.Context, key string, val []byte, ttl time.Durat
 
 // Del deletes key; a missing key is not an error.
 func (c *Client) Del(ctx context.Context, key string) error {
-	err := c.call(ctx, func(ctx context.Context, rc rueidis.Client) error {
+	err := c.call(ctx, "del", func(ctx context.Context, rc rueidis.Client) error {
 		return rc.Do(ctx, rc.B().Del().Key(key).Build()).Error()
 	})
 	return wrap("DEL", err)
+}
+
+// Item is one key to write back: its value and time to live.
+type Item struct {
+	Key string
+	Val []byte
+	TTL time.Duration
+}
+
+// WriteBack stores each item whose key does not exist (SET key val NX PX
+// ttl), in one pipeline, and returns how many it stored. An existing key
+// (a newer value, or a tombstone) is left as it is. Items with a ttl under
+// a millisecond are skipped.
+func (c *Client) WriteBack(ctx context.Context, items []Item) (stored int, err error) {
+	err = c.call(ctx, "writeback", func(ctx context.Context, rc rueidis.Client) error {
+		cmds := make(rueidis.Commands, 0, len(items))
+		for _, it := range items {
+			if ms := it.TTL.Milliseconds(); ms >= 1 {
+				cmds = append(cmds, rc.B().Set().Key(it.Key).Value(rueidis.BinaryString(it.Val)).Nx().PxMilliseconds(ms).Build())
+			}
+		}
+		if len(cmds) == 0 {
+			return nil
+		}
+		for _, r := range rc.DoMulti(ctx, cmds...) {
+			switch err := r.Error(); {
+			case err == nil:
+				stored++
+			case rueidis.IsRedisNil(err): // NX: the key exists
+			default:
+				return err
+			}
+		}
+		return nil
+	})
+	return stored, wrap("writeback", err)
 }
 
 func wrap(op string, err error) error {

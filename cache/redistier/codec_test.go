@@ -151,11 +151,13 @@ func TestOpenRefusesUnknownVersion(t *testing.T) {
 	// Well-authenticated plaintext a future writer might produce: an inner
 	// version or flag this reader does not know, or an inconsistent value.
 	for name, plain := range map[string][]byte{
-		"inner version": append([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
-		"unknown flag":  append([]byte{1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
-		"live, no KS":   {1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
-		"tomb with KS":  append([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
-		"short":         {1, 0, 0},
+		"inner version":  append([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
+		"unknown flag":   append([]byte{1, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
+		"tomb and error": append([]byte{1, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
+		"error, no text": {1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+		"live, no KS":    {1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+		"tomb with KS":   append([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
+		"short":          {1, 0, 0},
 	} {
 		nonce := make([]byte, nonceLen)
 		c := append([]byte{sealVersion}, nonce...)

@@ -1,8 +1,9 @@
-// Package redistier is the shared KS tier's Redis layer: the at-rest format
-// of a shared entry (keys.go, value.go, codec.go), a client, a lease lock
-// and a circuit breaker. It knows nothing of Caddy or of Kaltura's wire
-// format. The handler does not use it yet: this is the layer the shared
-// tier will be built on.
+// Package redistier is the shared KS tier on Redis: the at-rest format of a
+// shared entry (keys.go, value.go, codec.go), a client (client.go) with a
+// circuit breaker (breaker.go), a lease lock (lock.go), and the tier
+// itself (tier.go): what a replica does on a local miss, on a revocation
+// and on the server's invalidations. It knows nothing of Caddy or of
+// Kaltura's wire format.
 //
 // # The shared tier's role
 //
@@ -38,9 +39,11 @@
 // channel. It also pipelines concurrent commands on a few
 // connections automatically, and knows Sentinel and Cluster.
 //
-// For now client-side caching is disabled (ClientOption.DisableCache): this
-// layer does not use DoCache yet, and disabling it keeps the connection
-// handshake free of CLIENT TRACKING, so the client also works with servers
-// or proxies that only speak RESP2. Redis 7.0 itself does not need this: it
-// supports RESP3 and tracking (Redis 6+).
+// The tier turns tracking on in broadcast mode for its key prefix (CLIENT
+// TRACKING ON PREFIX p BCAST NOLOOP, Config.TrackPrefix): the server then
+// tells every replica about every change under the prefix made by the
+// others, which wakes the replicas waiting for a mint, evicts revoked KSes
+// and adopts renewals. rueidis's own client-side cache (DoCache) is not
+// used. This needs RESP3: Redis or Valkey 6 or later. Without TrackPrefix
+// the client also works with RESP2-only servers.
 package redistier

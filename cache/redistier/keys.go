@@ -10,7 +10,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"strings"
 )
 
 // MinSecretLen is the shortest secret NewKeys accepts.
@@ -79,10 +81,42 @@ func NewKeys(secret []byte, prefix string) (*Keys, error) {
 // hash is base64url (no padding) of the full HMAC-SHA256 of b: 43
 // characters, none of them ':'.
 func (k *Keys) hash(b []byte) string {
+	h, _ := k.hashTag(b)
+	return h
+}
+
+// hashTag is hash, and the HMAC's first 8 bytes as a number: the entry's
+// tag, by which a tier finds its local entry again from a Redis key.
+func (k *Keys) hashTag(b []byte) (string, uint64) {
 	h := hmac.New(sha256.New, k.mac)
 	h.Write(b)
 	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+	mac := h.Sum(sum[:0])
+	return base64.RawURLEncoding.EncodeToString(mac), binary.BigEndian.Uint64(mac)
+}
+
+// keyTag is Key(cacheKey) and its tag.
+func (k *Keys) keyTag(cacheKey []byte) (string, uint64) {
+	h, tag := k.hashTag(cacheKey)
+	return k.prefix + h, tag
+}
+
+// tagOf returns the tag of an entry's Redis key or of its lock's key; ok
+// is false for any other key.
+func (k *Keys) tagOf(redisKey string) (tag uint64, ok bool) {
+	rest, found := strings.CutPrefix(redisKey, k.prefix)
+	if !found {
+		return 0, false
+	}
+	rest = strings.TrimSuffix(rest, lockSuffix)
+	if len(rest) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
+		return 0, false
+	}
+	var mac [sha256.Size]byte
+	if n, err := base64.RawURLEncoding.Decode(mac[:], []byte(rest)); err != nil || n != sha256.Size {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(mac[:]), true
 }
 
 // Key is the Redis key of the entry for cacheKey (the in-process cache's

@@ -24,12 +24,16 @@ type Value struct {
 	Expiry    time.Time // stored to the second; Open returns it in UTC
 	Forms     uint8
 	Tombstone bool
+	// Error marks a shared configuration error instead of a session: KS
+	// then holds the caller's encoding of the error (not a KS), and Expiry
+	// is zero. Only ConfigErrorKey holds one.
+	Error bool
 }
 
 // Plaintext layout, version 1:
 //
 //	0      version (1)
-//	1      flags: bit 0 tombstone; other bits must be zero
+//	1      flags: bit 0 tombstone, bit 1 error; other bits must be zero
 //	2..9   expiry, Unix seconds, int64 big-endian
 //	10     forms
 //	11..   KS bytes (none for a tombstone; at least one otherwise)
@@ -37,6 +41,7 @@ const (
 	plainVersion  = 1
 	plainHeader   = 11
 	flagTombstone = 1 << 0
+	flagError     = 1 << 1
 )
 
 // plainLen is the length of v's encoding.
@@ -52,6 +57,8 @@ func appendPlain(dst []byte, v Value) []byte {
 	var flags byte
 	if v.Tombstone {
 		flags |= flagTombstone
+	} else if v.Error {
+		flags |= flagError
 	}
 	dst = append(dst, plainVersion, flags)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(v.Expiry.Unix()))
@@ -66,13 +73,14 @@ func appendPlain(dst []byte, v Value) []byte {
 // with a KS and a live value without one. Only authenticated plaintext
 // reaches it, so a refusal means a bug or a newer writer, never an attack.
 func parsePlain(p []byte) (Value, bool) {
-	if len(p) < plainHeader || p[0] != plainVersion || p[1]&^flagTombstone != 0 {
+	if len(p) < plainHeader || p[0] != plainVersion || p[1]&^(flagTombstone|flagError) != 0 || p[1] == flagTombstone|flagError {
 		return Value{}, false
 	}
 	v := Value{
 		Expiry:    time.Unix(int64(binary.BigEndian.Uint64(p[2:10])), 0).UTC(),
 		Forms:     p[10],
 		Tombstone: p[1]&flagTombstone != 0,
+		Error:     p[1]&flagError != 0,
 	}
 	ks := p[plainHeader:]
 	if v.Tombstone != (len(ks) == 0) {

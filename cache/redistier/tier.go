@@ -1,0 +1,622 @@
+// The shared tier: what a replica does on a local miss (read Redis, or take
+// the fleet's lock and mint once for everyone), on a revocation (leave a
+// tombstone), and on the server's invalidations (adopt, evict, write back).
+
+package redistier
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
+)
+
+// Local is the in-process cache in front of the tier (a *cache.Cache).
+type Local interface {
+	Get(key string) (cache.Entry, bool)
+	Adopt(key string, e cache.Entry) bool
+	Evict(key, ks string) bool
+	Range(fn func(key string, e cache.Entry))
+}
+
+// Tier defaults.
+const (
+	DefaultLease    = 5 * time.Second
+	DefaultBackstop = 100 * time.Millisecond
+	maxBackstop     = time.Second
+	writeBackBatch  = 256
+	pruneInterval   = 30 * time.Second
+	queueLen        = 8192
+)
+
+// TierConfig configures a Tier.
+type TierConfig struct {
+	// Redis is how to reach Redis. TrackPrefix and OnInvalidate are set by
+	// NewTier.
+	Redis Config
+	// Secret derives the key names and the value key (see NewKeys); Prefix
+	// starts every key.
+	Secret []byte
+	Prefix string
+	// Local is the in-process cache; set it with SetLocal if it is made
+	// after the tier.
+	Local Local
+	// Lease is the mint lock's lease, extended while the mint runs.
+	// Default 5s.
+	Lease time.Duration
+	// Guard is the local cache's guard: a shared KS is not adopted within
+	// Guard of its expiry, and a key lives until its KS's expiry minus
+	// min(Guard, a twentieth of its remaining lifetime). Default 30s.
+	Guard time.Duration
+	// Backstop is the first wait of a replica that found the lock taken,
+	// when no invalidation wakes it sooner; it doubles up to 1s. Default
+	// 100ms.
+	Backstop time.Duration
+	// ShareError says whether a mint error is shared with the fleet (a
+	// configuration error: bad hash, token not found), for how long, and
+	// its encoding; ErrorFromShared decodes it on the other replicas.
+	ShareError      func(err error) (payload string, ttl time.Duration, ok bool)
+	ErrorFromShared func(payload string) error
+	// OnLockWait, when not nil, is told how each wait for another
+	// replica's mint ended: adopted (its KS arrived), acquired (the lock
+	// came free: this replica minted), config_error (it failed with a
+	// shared configuration error), fallback (Redis failed: minted alone),
+	// timeout (the caller's time ran out).
+	OnLockWait func(outcome string)
+	// OnInvalidations, when not nil, counts the server's invalidations:
+	// keys, or all for "any key may have changed".
+	OnInvalidations func(keys int, all bool)
+	// OnWriteBack, when not nil, is told how many local entries a resync
+	// wrote back after Redis lost them (a flush, a restart).
+	OnWriteBack func(stored int)
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Tier is the shared tier of one local cache. Its methods are safe for
+// concurrent use; Close stops it.
+type Tier struct {
+	cfg    TierConfig
+	keys   *Keys
+	client *Client
+	local  atomic.Pointer[localHolder]
+
+	mu      sync.Mutex
+	index   map[uint64]string        // tag of a Redis key -> local key of an entry this replica fetched
+	waiters map[string]chan struct{} // Redis key -> closed when it is invalidated
+	revoked map[string]revocation    // Redis key -> the KS this replica saw revoked there
+
+	queue  chan string
+	resync chan struct{}
+	stop   chan struct{}
+	done   sync.WaitGroup
+	closed sync.Once
+}
+
+type localHolder struct{ Local }
+
+type revocation struct {
+	ks    string
+	until time.Time
+}
+
+// NewTier derives the keys, starts the client (in the background: it never
+// touches the network itself) and the tier's worker.
+func NewTier(cfg TierConfig) (*Tier, error) {
+	keys, err := NewKeys(cfg.Secret, cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Guard <= 0 {
+		cfg.Guard = 30 * time.Second
+	}
+	if cfg.Backstop <= 0 {
+		cfg.Backstop = DefaultBackstop
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Tier{
+		cfg:     cfg,
+		keys:    keys,
+		index:   map[uint64]string{},
+		waiters: map[string]chan struct{}{},
+		revoked: map[string]revocation{},
+		queue:   make(chan string, queueLen),
+		resync:  make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+	if cfg.Local != nil {
+		t.SetLocal(cfg.Local)
+	}
+	rc := cfg.Redis
+	rc.TrackPrefix = cfg.Prefix
+	rc.OnInvalidate = t.invalidated
+	onState, onConnect := rc.OnState, rc.OnConnect
+	rc.OnState = func(open bool) {
+		if !open {
+			t.needResync() // Redis is back: it may have lost what it held
+		}
+		if onState != nil {
+			onState(open)
+		}
+	}
+	rc.OnConnect = func(err error) {
+		if err == nil {
+			t.needResync() // entries minted while Redis was unreachable
+		}
+		if onConnect != nil {
+			onConnect(err)
+		}
+	}
+	t.client = New(rc)
+	t.done.Add(1)
+	go t.work()
+	return t, nil
+}
+
+// SetLocal sets the local cache.
+func (t *Tier) SetLocal(l Local) { t.local.Store(&localHolder{l}) }
+
+func (t *Tier) loc() Local {
+	if h := t.local.Load(); h != nil {
+		return h.Local
+	}
+	return nil
+}
+
+// Client returns the tier's Redis client.
+func (t *Tier) Client() *Client { return t.client }
+
+// Close stops the worker and closes the client.
+func (t *Tier) Close() {
+	t.closed.Do(func() {
+		close(t.stop)
+		t.done.Wait()
+		t.client.Close()
+	})
+}
+
+// available reports whether Redis may be asked now: connected, breaker
+// closed (or due to probe).
+func (t *Tier) available() bool {
+	return t.client.Connected() && (!t.client.BreakerOpen() || t.client.breaker.Due())
+}
+
+// ttl is how long a value for a KS expiring at expiry may live in Redis:
+// until its expiry minus the guard (a twentieth of what is left, if
+// shorter), so that no key outlives its KS.
+func (t *Tier) ttl(expiry time.Time) time.Duration {
+	left := expiry.Sub(t.cfg.Now())
+	return left - min(t.cfg.Guard, left/20)
+}
+
+// usable reports whether a shared value is a KS this replica may adopt in
+// place of cur (the local entry being renewed, if renewing).
+func (t *Tier) usable(rk string, v Value, cur cache.Entry, renewing bool) bool {
+	if v.Tombstone || v.Error || !t.cfg.Now().Add(t.cfg.Guard).Before(v.Expiry) {
+		return false
+	}
+	if renewing && (v.KS == cur.KS || !v.Expiry.After(cur.Expiry)) {
+		return false // the KS being renewed, or an older one
+	}
+	t.mu.Lock()
+	r, ok := t.revoked[rk]
+	t.mu.Unlock()
+	return !ok || r.ks != v.KS
+}
+
+func entryOf(v Value, src cache.Source) cache.Entry {
+	return cache.Entry{KS: v.KS, Expiry: v.Expiry, Forms: v.Forms, Source: src}
+}
+
+// read returns the value at rk; found is false when there is none or it
+// does not open (which counts as a miss).
+func (t *Tier) read(ctx context.Context, rk string) (v Value, found bool, err error) {
+	b, found, err := t.client.Get(ctx, rk)
+	if err != nil || !found {
+		return Value{}, false, err
+	}
+	v, err = t.keys.Open(rk, b)
+	if err != nil {
+		return Value{}, false, nil
+	}
+	return v, true, nil
+}
+
+// Mint is the local cache's mint function for key on a miss or a renewal:
+// it returns the fleet's KS for key, minting it with mint at most once
+// across the fleet. The entry's Source says where it came from:
+// FromRemote (another replica's), FromMint (minted here under the fleet's
+// lock) or FromLocalMint (minted here alone: Redis was unavailable). Redis
+// failing never fails it; only mint (or a shared configuration error, or
+// ctx) can.
+func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
+	rk, tag := t.keys.keyTag([]byte(key))
+	t.mu.Lock()
+	t.index[tag] = key
+	t.mu.Unlock()
+	cur, renewing := t.loc().Get(key)
+	if !t.available() {
+		return t.mintAlone(ctx, mint)
+	}
+	v, found, err := t.read(ctx, rk)
+	if err != nil {
+		return t.mintAlone(ctx, mint)
+	}
+	if found && t.usable(rk, v, cur, renewing) {
+		return entryOf(v, cache.FromRemote), nil
+	}
+	backstop, waited := t.cfg.Backstop, false
+	outcome := func(o string) {
+		if waited && t.cfg.OnLockWait != nil {
+			t.cfg.OnLockWait(o)
+		}
+	}
+	for {
+		woken := t.waiter(rk)
+		lease, ok, err := t.client.Acquire(ctx, rk+lockSuffix, t.cfg.Lease)
+		if err != nil {
+			outcome("fallback")
+			return t.mintAlone(ctx, mint)
+		}
+		if ok {
+			outcome("acquired")
+			return t.mintHolding(ctx, rk, lease, cur, renewing, mint)
+		}
+		waited = true
+		timer := time.NewTimer(backstop)
+		select {
+		case <-woken:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			outcome("timeout")
+			return cache.Entry{}, ctx.Err()
+		}
+		timer.Stop()
+		v, found, err := t.read(ctx, rk)
+		if err != nil {
+			outcome("fallback")
+			return t.mintAlone(ctx, mint)
+		}
+		if found && t.usable(rk, v, cur, renewing) {
+			outcome("adopted")
+			return entryOf(v, cache.FromRemote), nil
+		}
+		if err := t.sharedError(ctx); err != nil {
+			outcome("config_error")
+			return cache.Entry{}, err
+		}
+		backstop = min(2*backstop, maxBackstop)
+	}
+}
+
+// mintAlone mints without the fleet.
+func (t *Tier) mintAlone(ctx context.Context, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
+	e, err := mint(ctx)
+	e.Source = cache.FromLocalMint
+	return e, err
+}
+
+// mintHolding mints holding the fleet's lock for rk: it reads again (the
+// KS may have arrived between the miss and the lock), checks for a shared
+// configuration error, mints while extending the lease, shares the result
+// (the KS, or a configuration error) and releases the lock.
+func (t *Tier) mintHolding(ctx context.Context, rk string, lease *Lease, cur cache.Entry, renewing bool, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
+	defer lease.Release(context.WithoutCancel(ctx))
+	if v, found, err := t.read(ctx, rk); err == nil && found && t.usable(rk, v, cur, renewing) {
+		return entryOf(v, cache.FromRemote), nil
+	}
+	if err := t.sharedError(ctx); err != nil {
+		return cache.Entry{}, err
+	}
+	stop := t.keepLease(lease)
+	e, err := mint(ctx)
+	stop()
+	e.Source = cache.FromMint
+	wctx := context.WithoutCancel(ctx)
+	if err != nil {
+		if t.cfg.ShareError != nil {
+			if payload, ttl, ok := t.cfg.ShareError(err); ok && payload != "" && ttl >= time.Millisecond {
+				ek := t.keys.ConfigErrorKey()
+				t.client.Set(wctx, ek, t.keys.Seal(ek, Value{KS: payload, Error: true}), ttl)
+			}
+		}
+		return e, err
+	}
+	if ttl := t.ttl(e.Expiry); ttl >= time.Millisecond {
+		// A plain SET: it replaces a tombstone, which only the holder of
+		// the lock may do.
+		t.client.Set(wctx, rk, t.keys.Seal(rk, Value{KS: e.KS, Expiry: e.Expiry, Forms: e.Forms}), ttl)
+	}
+	return e, nil
+}
+
+// keepLease extends lease every third of it until the returned function is
+// called.
+func (t *Tier) keepLease(lease *Lease) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(max(t.cfg.Lease/3, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if held, err := lease.Extend(context.Background()); err == nil && !held {
+					return // lost: another replica holds it now
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// sharedError returns the configuration error another replica shared, if
+// one is current.
+func (t *Tier) sharedError(ctx context.Context) error {
+	if t.cfg.ErrorFromShared == nil {
+		return nil
+	}
+	ek := t.keys.ConfigErrorKey()
+	v, found, err := t.read(ctx, ek)
+	if err != nil || !found || !v.Error {
+		return nil
+	}
+	return t.cfg.ErrorFromShared(v.KS)
+}
+
+// waiter returns the channel closed when rk (or its lock) is next
+// invalidated.
+func (t *Tier) waiter(rk string) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ch, ok := t.waiters[rk]
+	if !ok {
+		ch = make(chan struct{})
+		t.waiters[rk] = ch
+	}
+	return ch
+}
+
+// Revoke tells the fleet that ks, key's KS expiring at expiry, was
+// rejected by Kaltura or ended: the shared entry is replaced by a
+// tombstone, unless it already holds another KS, so that every replica
+// drops ks (see invalidations) and none writes it back. An empty ks
+// revokes whatever KS is shared for key (a session.end on a replica that
+// held none). The caller has evicted ks locally. Redis failing only means
+// the news does not spread.
+func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
+	rk := t.keys.Key([]byte(key))
+	now := t.cfg.Now()
+	if ks != "" {
+		t.mu.Lock()
+		t.revoked[rk] = revocation{ks: ks, until: expiry}
+		t.mu.Unlock()
+	}
+	if !t.available() {
+		return
+	}
+	old, found, err := t.client.Get(ctx, rk)
+	if err != nil {
+		return
+	}
+	if found {
+		v, err := t.keys.Open(rk, old)
+		switch {
+		case err != nil || v.Tombstone || v.Error:
+		case ks == "":
+			ks, expiry = v.KS, v.Expiry
+			t.mu.Lock()
+			t.revoked[rk] = revocation{ks: ks, until: expiry}
+			t.mu.Unlock()
+		case v.KS != ks:
+			return // a newer KS is shared already
+		}
+	} else {
+		old = nil
+	}
+	if ks == "" {
+		return // nothing to revoke
+	}
+	ttl := max(expiry.Sub(now), time.Second)
+	t.client.CompareAndSet(ctx, rk, old, t.keys.Seal(rk, Value{Tombstone: true, Expiry: expiry}), ttl)
+}
+
+// invalidated is the client's OnInvalidate: it wakes the waiters at once
+// and queues the keys for the worker. It never blocks: when the queue is
+// full, a resync replaces what was dropped.
+func (t *Tier) invalidated(keys []string) {
+	if t.cfg.OnInvalidations != nil {
+		t.cfg.OnInvalidations(len(keys), keys == nil)
+	}
+	if keys == nil {
+		t.mu.Lock()
+		for rk, ch := range t.waiters {
+			close(ch)
+			delete(t.waiters, rk)
+		}
+		t.mu.Unlock()
+		t.needResync()
+		return
+	}
+	t.mu.Lock()
+	for _, k := range keys {
+		rk := trimLock(k)
+		if ch, ok := t.waiters[rk]; ok {
+			close(ch)
+			delete(t.waiters, rk)
+		}
+	}
+	t.mu.Unlock()
+	for _, k := range keys {
+		if len(k) > len(lockSuffix) && k[len(k)-len(lockSuffix):] == lockSuffix {
+			continue // a lock: nothing held locally depends on it
+		}
+		select {
+		case t.queue <- k:
+		default:
+			t.needResync()
+			return
+		}
+	}
+}
+
+func trimLock(k string) string {
+	if len(k) > len(lockSuffix) && k[len(k)-len(lockSuffix):] == lockSuffix {
+		return k[:len(k)-len(lockSuffix)]
+	}
+	return k
+}
+
+func (t *Tier) needResync() {
+	select {
+	case t.resync <- struct{}{}:
+	default:
+	}
+}
+
+// work applies invalidations to the local cache, resyncs after Redis lost
+// its contents, and prunes the index.
+func (t *Tier) work() {
+	defer t.done.Done()
+	prune := time.NewTicker(pruneInterval)
+	defer prune.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case rk := <-t.queue:
+			t.recheck(rk)
+		case <-t.resync:
+			t.writeBack()
+		case <-prune.C:
+			t.prune()
+		}
+	}
+}
+
+// recheck brings the local entry behind rk, if any, in line with Redis
+// after rk changed: a tombstone evicts it (if it is not newer than the
+// revoked KS), a newer KS replaces it (another replica won the renewal),
+// and a missing key gets it back (evicted by maxmemory, deleted).
+func (t *Tier) recheck(rk string) {
+	tag, ok := t.keys.tagOf(rk)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	key, ok := t.index[tag]
+	t.mu.Unlock()
+	if !ok {
+		return
+	}
+	local := t.loc()
+	if local == nil {
+		return
+	}
+	cur, ok := local.Get(key)
+	if !ok || t.keys.Key([]byte(key)) != rk {
+		return
+	}
+	ctx := context.Background()
+	v, found, err := t.read(ctx, rk)
+	switch {
+	case err != nil:
+	case !found:
+		t.store(ctx, []Item{t.item(rk, cur)})
+	case v.Tombstone:
+		if !cur.Expiry.After(v.Expiry) {
+			local.Evict(key, cur.KS)
+		}
+	case t.usable(rk, v, cur, true):
+		local.Adopt(key, entryOf(v, cache.FromRemote))
+	}
+}
+
+func (t *Tier) item(rk string, e cache.Entry) Item {
+	return Item{Key: rk, Val: t.keys.Seal(rk, Value{KS: e.KS, Expiry: e.Expiry, Forms: e.Forms}), TTL: t.ttl(e.Expiry)}
+}
+
+func (t *Tier) store(ctx context.Context, items []Item) int {
+	n, _ := t.client.WriteBack(ctx, items)
+	return n
+}
+
+// writeBack writes every servable local entry back where Redis has none
+// (SET NX: never over a newer KS or a tombstone), once Redis answers. It
+// runs after Redis may have lost its contents: FLUSHALL, a restart, a
+// broken connection, the breaker closing, the first connection.
+func (t *Tier) writeBack() {
+	wait := 50 * time.Millisecond
+	for t.client.Ping(context.Background()) != nil {
+		select {
+		case <-t.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+	local := t.loc()
+	if local == nil {
+		return
+	}
+	var batch []Item
+	stored := 0
+	flush := func() {
+		if len(batch) > 0 {
+			stored += t.store(context.Background(), batch)
+			batch = batch[:0]
+		}
+	}
+	local.Range(func(key string, e cache.Entry) {
+		rk, tag := t.keys.keyTag([]byte(key))
+		t.mu.Lock()
+		t.index[tag] = key
+		r, revoked := t.revoked[rk]
+		t.mu.Unlock()
+		if revoked && r.ks == e.KS {
+			return
+		}
+		batch = append(batch, t.item(rk, e))
+		if len(batch) == writeBackBatch {
+			flush()
+		}
+	})
+	flush()
+	if t.cfg.OnWriteBack != nil {
+		t.cfg.OnWriteBack(stored)
+	}
+}
+
+// prune forgets index entries whose local entry is gone, and revocations
+// whose KS has expired.
+func (t *Tier) prune() {
+	local := t.loc()
+	if local == nil {
+		return
+	}
+	now := t.cfg.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for tag, key := range t.index {
+		if _, ok := local.Get(key); !ok {
+			delete(t.index, tag)
+		}
+	}
+	for rk, r := range t.revoked {
+		if now.After(r.until) {
+			delete(t.revoked, rk)
+		}
+	}
+}

@@ -1,0 +1,305 @@
+package redistier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/internal/redistest"
+)
+
+// replica is one sidecar's pair of tiers: its local cache and its tier,
+// on a real Redis.
+type replica struct {
+	c *cache.Cache
+	t *Tier
+}
+
+// minter mints KSes numbered across replicas, as one Kaltura would.
+type minter struct {
+	n     atomic.Int64
+	delay time.Duration
+	err   atomic.Pointer[error]
+	life  time.Duration
+}
+
+func (m *minter) mint(ctx context.Context) (cache.Entry, error) {
+	if m.delay > 0 {
+		select {
+		case <-time.After(m.delay):
+		case <-ctx.Done():
+			return cache.Entry{}, ctx.Err()
+		}
+	}
+	if p := m.err.Load(); p != nil {
+		m.n.Add(1)
+		return cache.Entry{}, *p
+	}
+	n := m.n.Add(1)
+	life := m.life
+	if life == 0 {
+		life = time.Hour
+	}
+	return cache.Entry{KS: fmt.Sprintf("KS-%d", n), Expiry: time.Now().Add(life).Truncate(time.Second)}, nil
+}
+
+var errConfig = errors.New("config: INVALID_APP_TOKEN_HASH")
+
+func newReplica(t *testing.T, s *redistest.Server, mut func(*TierConfig)) *replica {
+	t.Helper()
+	c := cache.New(cache.Config{RefreshBefore: time.Minute, MintTimeout: 10 * time.Second,
+		Errors: func(err error) (time.Duration, bool) {
+			if err == errConfig {
+				return 10 * time.Second, true
+			}
+			return 0, false
+		}})
+	cfg := TierConfig{
+		Redis:  Config{Addresses: []string{s.Addr()}, CommandTimeout: 500 * time.Millisecond},
+		Secret: []byte(testSecret), Prefix: "kks:", Local: c, Lease: 2 * time.Second,
+		ShareError: func(err error) (string, time.Duration, bool) {
+			return err.Error(), 10 * time.Second, err == errConfig
+		},
+		ErrorFromShared: func(p string) error {
+			if p == errConfig.Error() {
+				return errConfig
+			}
+			return errors.New(p)
+		},
+	}
+	if mut != nil {
+		mut(&cfg)
+	}
+	tr, err := NewTier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(); c.Close() })
+	waitFor(t, 5*time.Second, "connect", tr.client.Connected)
+	return &replica{c: c, t: tr}
+}
+
+func (r *replica) fetch(ctx context.Context, key string, m *minter) (cache.Entry, cache.Outcome, error) {
+	return r.c.Fetch(ctx, key, func(ctx context.Context) (cache.Entry, error) { return r.t.Mint(ctx, key, m.mint) })
+}
+
+// Concurrent misses on three replicas cost one mint; the others take the
+// KS from Redis (remote), after waiting for the lock's holder.
+func TestTierOneMintAcrossReplicas(t *testing.T) {
+	s := redistest.Start(t)
+	var waits sync.Map
+	reps := make([]*replica, 3)
+	for i := range reps {
+		reps[i] = newReplica(t, s, func(c *TierConfig) {
+			c.OnLockWait = func(o string) {
+				n, _ := waits.LoadOrStore(o, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+			}
+		})
+	}
+	m := &minter{delay: 200 * time.Millisecond}
+	var wg sync.WaitGroup
+	got := make([]string, 30)
+	outcomes := make([]cache.Outcome, 30)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, o, err := reps[i%3].fetch(context.Background(), "alice", m)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i], outcomes[i] = e.KS, o
+		}()
+	}
+	wg.Wait()
+	if n := m.n.Load(); n != 1 {
+		t.Fatalf("%d mints, want 1", n)
+	}
+	remote := 0
+	for i, ks := range got {
+		if ks != "KS-1" {
+			t.Fatalf("request %d got %q", i, ks)
+		}
+		if outcomes[i] == cache.Remote {
+			remote++
+		}
+	}
+	if remote != 2 {
+		t.Fatalf("%d remote outcomes, want 2 (one per replica that did not mint): %v", remote, outcomes)
+	}
+	if n, ok := waits.Load("adopted"); !ok || n.(*atomic.Int64).Load() != 2 {
+		t.Fatalf("lock waits adopted = %v, want 2", n)
+	}
+	// A fourth replica that never saw alice takes it from Redis at once.
+	r4 := newReplica(t, s, nil)
+	e, o, err := r4.fetch(context.Background(), "alice", m)
+	if err != nil || e.KS != "KS-1" || o != cache.Remote || m.n.Load() != 1 {
+		t.Fatalf("fourth replica: %q %v %v, mints %d", e.KS, o, err, m.n.Load())
+	}
+}
+
+// A revocation on one replica reaches the others within a second: their
+// local entry goes, and their next fetch gets the one new KS.
+func TestTierRevocationReachesReplicas(t *testing.T) {
+	s := redistest.Start(t)
+	a, b, c := newReplica(t, s, nil), newReplica(t, s, nil), newReplica(t, s, nil)
+	m := &minter{}
+	for _, r := range []*replica{a, b, c} {
+		if e, _, err := r.fetch(context.Background(), "bob", m); err != nil || e.KS != "KS-1" {
+			t.Fatalf("warm: %q %v", e.KS, err)
+		}
+	}
+	old, _ := a.c.Get("bob")
+	if !a.c.Evict("bob", old.KS) {
+		t.Fatal("evict")
+	}
+	start := time.Now()
+	a.t.Revoke(context.Background(), "bob", old.KS, old.Expiry)
+	if e, _, err := a.fetch(context.Background(), "bob", m); err != nil || e.KS != "KS-2" {
+		t.Fatalf("a after revoke: %q %v", e.KS, err)
+	}
+	for _, r := range []*replica{b, c} {
+		waitFor(t, time.Second-time.Since(start), "replica drops the revoked KS", func() bool {
+			e, ok := r.c.Get("bob")
+			return !ok || e.KS != old.KS
+		})
+		if e, _, err := r.fetch(context.Background(), "bob", m); err != nil || e.KS != "KS-2" {
+			t.Fatalf("after revoke: %q %v", e.KS, err)
+		}
+	}
+	if n := m.n.Load(); n != 2 {
+		t.Fatalf("%d mints, want 2", n)
+	}
+	// The tombstone is gone (replaced by KS-2), and a replica that still
+	// thought KS-1 current cannot write it back: write-backs never replace.
+	it := a.t.item(a.t.keys.Key([]byte("bob")), old)
+	if n := a.t.store(context.Background(), []Item{it}); n != 0 {
+		t.Fatal("a write-back replaced the shared KS")
+	}
+}
+
+// A renewal won by one replica is adopted by the others without minting.
+func TestTierRenewalAdopted(t *testing.T) {
+	s := redistest.Start(t)
+	a, b := newReplica(t, s, nil), newReplica(t, s, nil)
+	m := &minter{}
+	a.fetch(context.Background(), "carol", m)
+	b.fetch(context.Background(), "carol", m)
+	// a renews (as its cache would, with the current entry still held).
+	time.Sleep(1100 * time.Millisecond) // the renewal must expire later, to the second
+	e, err := a.t.Mint(context.Background(), "carol", m.mint)
+	if err != nil || e.KS != "KS-2" || e.Source != cache.FromMint {
+		t.Fatalf("renewal: %+v %v", e, err)
+	}
+	a.c.Adopt("carol", e)
+	waitFor(t, time.Second, "b adopts the renewal", func() bool {
+		e, _ := b.c.Get("carol")
+		return e.KS == "KS-2"
+	})
+	// b's own renewal then finds nothing newer than KS-2 to adopt: it mints.
+	if n := m.n.Load(); n != 2 {
+		t.Fatalf("%d mints, want 2", n)
+	}
+}
+
+// With Redis down, fetches mint locally (outcome local) and never fail;
+// when it comes back, the local entries are written back.
+func TestTierRedisDownAndBack(t *testing.T) {
+	s := redistest.Start(t)
+	var wrote atomic.Int64
+	a := newReplica(t, s, func(c *TierConfig) {
+		c.Redis.BreakerCoolDown = 100 * time.Millisecond
+		c.OnWriteBack = func(n int) { wrote.Add(int64(n)) }
+	})
+	m := &minter{}
+	s.Kill()
+	for i := range 5 {
+		e, o, err := a.fetch(context.Background(), fmt.Sprint("u", i), m)
+		if err != nil || e.KS == "" {
+			t.Fatalf("with Redis down: %v", err)
+		}
+		if o != cache.Local {
+			t.Fatalf("outcome %v, want local", o)
+		}
+	}
+	if n := m.n.Load(); n != 5 {
+		t.Fatalf("%d mints", n)
+	}
+	s.Restart()
+	waitFor(t, 10*time.Second, "entries written back", func() bool {
+		out, _ := s.Do("DBSIZE")
+		return out == ":5"
+	})
+	b := newReplica(t, s, nil)
+	for i := range 5 {
+		if _, o, err := b.fetch(context.Background(), fmt.Sprint("u", i), m); err != nil || o != cache.Remote {
+			t.Fatalf("after restart: %v %v", o, err)
+		}
+	}
+	if n := m.n.Load(); n != 5 {
+		t.Fatalf("%d mints after restart, want 5", n)
+	}
+}
+
+// FLUSHALL empties Redis; the replicas write their entries back.
+func TestTierFlushWritesBack(t *testing.T) {
+	s := redistest.Start(t)
+	a := newReplica(t, s, nil)
+	m := &minter{}
+	for i := range 20 {
+		a.fetch(context.Background(), fmt.Sprint("u", i), m)
+	}
+	if out, _ := s.Do("FLUSHALL"); !strings.Contains(out, "OK") {
+		t.Fatalf("FLUSHALL: %q", out)
+	}
+	waitFor(t, 5*time.Second, "entries written back", func() bool {
+		out, _ := s.Do("DBSIZE")
+		return out == ":20"
+	})
+}
+
+// A configuration error seen by one replica is shared: the others fail
+// with it without calling Kaltura.
+func TestTierSharedConfigError(t *testing.T) {
+	s := redistest.Start(t)
+	a, b := newReplica(t, s, nil), newReplica(t, s, nil)
+	m := &minter{}
+	m.err.Store(&errConfig)
+	if _, _, err := a.fetch(context.Background(), "dave", m); err != errConfig {
+		t.Fatalf("a: %v", err)
+	}
+	if _, _, err := b.fetch(context.Background(), "erin", m); err != errConfig {
+		t.Fatalf("b: %v, want the shared configuration error", err)
+	}
+	if n := m.n.Load(); n != 1 {
+		t.Fatalf("%d session calls, want 1", n)
+	}
+}
+
+// The holder of the lock dies (its lease is never released): the others
+// mint after at most one lease.
+func TestTierDeadHolderCostsOneLease(t *testing.T) {
+	s := redistest.Start(t)
+	a := newReplica(t, s, nil)
+	rk := a.t.keys.Key([]byte("frank"))
+	if out, _ := s.Do("SET", rk+lockSuffix, "dead-holder", "PX", "1500"); !strings.Contains(out, "OK") {
+		t.Fatalf("SET: %q", out)
+	}
+	m := &minter{}
+	start := time.Now()
+	e, _, err := a.fetch(context.Background(), "frank", m)
+	d := time.Since(start)
+	if err != nil || e.KS != "KS-1" {
+		t.Fatalf("%q %v", e.KS, err)
+	}
+	if d < time.Second || d > 1500*time.Millisecond+maxBackstop+200*time.Millisecond {
+		t.Fatalf("took %v, want about the lease's remaining 1.5s", d)
+	}
+}
