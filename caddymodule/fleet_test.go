@@ -27,6 +27,14 @@ import (
 
 var all3 = []int{0, 1, 2}
 
+// patientRedis is the redis block of the tests whose subject is not Redis's
+// latency: command_timeout 1s instead of 100ms. Under -race on two cores,
+// three instrumented sidecars serving 150 concurrent requests starve for
+// CPU long enough that Redis commands pass 100ms; three timeouts in a row
+// open a sidecar's breaker and it mints locally, as designed (cache outcome
+// "local"), which would make an exact mint count depend on the machine.
+var patientRedis = map[string]any{"command_timeout": "1s"}
+
 // The harness itself, without Redis: sidecar processes start, listen on
 // 127.0.0.1 only, serve, get killed, and stop by themselves (stdin closed,
 // maximum life); each process mints its own KSes; a sidecar with
@@ -153,7 +161,9 @@ func TestFleetHarness(t *testing.T) {
 // user served with one KS everywhere.
 func TestFleetOneMintPerUser(t *testing.T) {
 	r := redistest.Start(t)
-	f := startFleet(t, 3, fleetOpts{redis: r.Addr()})
+	f := startFleet(t, 3, fleetOpts{redis: r.Addr(), redisBlock: patientRedis})
+	// Every sidecar connected to Redis (it connects in the background).
+	f.waitSharing(t, all3, 10*time.Second, "one-warm")
 
 	var calls []fleetCall
 	for i := range 3 {
@@ -271,11 +281,12 @@ func TestFleetRedisKilled(t *testing.T) {
 // without reading it): only the shared tier can tell them.
 func TestFleetRevokedKS(t *testing.T) {
 	r := redistest.Start(t)
-	f := startFleet(t, 3, fleetOpts{redis: r.Addr(), handler: func(i int, h map[string]any) {
+	f := startFleet(t, 3, fleetOpts{redis: r.Addr(), redisBlock: patientRedis, handler: func(i int, h map[string]any) {
 		if i > 0 {
 			h["max_inspect_size"] = 1
 		}
 	}})
+	f.waitSharing(t, all3, 10*time.Second, "revoke-warm")
 	const user = "revoked-user"
 	before := f.mints()
 	var res []fleetResult
@@ -343,7 +354,7 @@ func TestFleetRevokedKS(t *testing.T) {
 func TestFleetLockHolderKilled(t *testing.T) {
 	r := redistest.Start(t)
 	const lease = 2 * time.Second
-	f := startFleet(t, 3, fleetOpts{redis: r.Addr(), redisBlock: map[string]any{"lock_lease": lease.String()}})
+	f := startFleet(t, 3, fleetOpts{redis: r.Addr(), redisBlock: map[string]any{"lock_lease": lease.String(), "command_timeout": "1s"}})
 	// Every sidecar connected to Redis and holding a widget session.
 	f.waitSharing(t, all3, 10*time.Second, "holder-warm")
 
@@ -461,7 +472,8 @@ func TestFleetSlowAndFlushedRedis(t *testing.T) {
 // key does not open: that user does not get the first user's KS.
 func TestFleetRedisDumpRevealsNothing(t *testing.T) {
 	r := redistest.Start(t)
-	f := startFleet(t, 3, fleetOpts{redis: r.Addr()})
+	f := startFleet(t, 3, fleetOpts{redis: r.Addr(), redisBlock: patientRedis})
+	f.waitSharing(t, all3, 10*time.Second, "dump-warm")
 	var calls []fleetCall
 	var users []string
 	for u := range 20 {
