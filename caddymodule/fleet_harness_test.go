@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,6 +317,19 @@ func startFleet(t *testing.T, n int, opts fleetOpts) *fleet {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
+	}
+	// A sidecar listens on its HTTP port on 127.0.0.1, and nowhere else.
+	for _, s := range f.sidecars {
+		ls, err := listeners(s.Pid())
+		if errors.Is(err, errors.ErrUnsupported) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"tcp 127.0.0.1:" + strconv.Itoa(s.port)}; !slices.Equal(ls, want) {
+			t.Fatalf("sidecar %s listens on %q, want %q only", s.name, ls, want)
+		}
 	}
 	return f
 }

@@ -89,6 +89,7 @@ func (s *Server) Restart() {
 		"--enable-debug-command", "local",
 		"--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no")
 	cmd.Dir = s.dir
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
