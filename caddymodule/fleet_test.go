@@ -261,7 +261,7 @@ func TestFleetRedisKilled(t *testing.T) {
 	if len(notLocal) > 0 || len(local) == 0 {
 		t.Errorf("new users' requests while Redis was down: %d with cache outcome local, %d not, e.g. %v", len(local), len(notLocal), firstResult(notLocal))
 	}
-	f.waitSharing(t, all3, 10*time.Second, "kill-after")
+	f.waitSharing(t, all3, 15*time.Second, "kill-after")
 	t.Logf("sharing resumed %v after the restart", time.Since(up).Round(time.Millisecond))
 }
 
