@@ -36,10 +36,10 @@ var all3 = []int{0, 1, 2}
 var patientRedis = map[string]any{"command_timeout": "1s"}
 
 // The harness itself, without Redis: sidecar processes start, listen on
-// 127.0.0.1 only (startFleet checks), serve, get killed, and stop by themselves (stdin closed,
-// maximum life); each process mints its own KSes; a sidecar with
-// max_inspect_size 1 does not notice a revoked KS (the revocation test
-// relies on it).
+// 127.0.0.1 only (startFleet checks), serve, get killed, and stop by
+// themselves (stdin closed, maximum life); each process mints its own
+// KSes; a sidecar with max_inspect_size 1 does not notice a revoked KS
+// (the revocation test relies on it).
 func TestFleetHarness(t *testing.T) {
 	f := startFleet(t, 3, fleetOpts{handler: func(i int, h map[string]any) {
 		if i == 0 {
