@@ -605,7 +605,17 @@ func (t *Tier) writeBack() {
 			batch = batch[:0]
 		}
 	}
+	stopped := false
 	local.Range(func(key string, e cache.Entry) {
+		if stopped {
+			return
+		}
+		select {
+		case <-t.stop: // Close: the rest of the walk would be wasted
+			stopped = true
+			return
+		default:
+		}
 		rk, tag := t.keys.keyTag([]byte(key))
 		t.mu.Lock()
 		t.index[tag] = key
