@@ -27,7 +27,7 @@ func TestRequestsHelpListsEveryLabelValue(t *testing.T) {
 // answered has the name the cache gives that outcome (the
 // {http.kaltura_ks.cache} placeholder's value).
 func TestOutcomeResultsAreTheCachesNames(t *testing.T) {
-	for _, o := range []cache.Outcome{cache.Hit, cache.Minted, cache.Shared, cache.Stale, cache.Refused} {
+	for _, o := range []cache.Outcome{cache.Hit, cache.Minted, cache.Shared, cache.Stale, cache.Refused, cache.Remote, cache.Local} {
 		if got := resultNames[outcomeResult(o)]; got != o.String() {
 			t.Errorf("outcome %s counted as %q", o, got)
 		}

@@ -10,7 +10,7 @@ import (
 const (
 	DefaultThreshold   = 3
 	DefaultCoolDown    = time.Second
-	DefaultMaxCoolDown = 30 * time.Second
+	DefaultMaxCoolDown = 5 * time.Second
 )
 
 const (

@@ -29,6 +29,7 @@ const (
 	writeBackBatch  = 256
 	pruneInterval   = 30 * time.Second
 	queueLen        = 8192
+	minResyncGap    = 5 * time.Second
 )
 
 // TierConfig configures a Tier.
@@ -486,20 +487,44 @@ func (t *Tier) needResync() {
 	}
 }
 
-// work applies invalidations to the local cache, resyncs after Redis lost
-// its contents, and prunes the index.
+// work applies invalidations to the local cache, starts resyncs after
+// Redis may have lost its contents (at most one at a time, at least
+// minResyncGap apart, so that a breaker flapping on a struggling Redis does
+// not have every replica rewrite everything each time), and prunes the
+// index. A resync runs on its own goroutine: invalidations keep being
+// applied meanwhile.
 func (t *Tier) work() {
 	defer t.done.Done()
 	prune := time.NewTicker(pruneInterval)
 	defer prune.Stop()
+	var (
+		lastSync time.Time
+		due      <-chan time.Time // a resync is pending
+		running  = make(chan struct{}, 1)
+	)
 	for {
 		select {
 		case <-t.stop:
-			return
+			return // Close waits for a running resync (t.done)
 		case rk := <-t.queue:
 			t.recheck(rk)
 		case <-t.resync:
-			t.writeBack()
+			if due == nil {
+				due = time.After(max(time.Until(lastSync.Add(minResyncGap)), 0))
+			}
+		case <-due:
+			select {
+			case running <- struct{}{}:
+				due, lastSync = nil, time.Now()
+				t.done.Add(1)
+				go func() {
+					defer t.done.Done()
+					t.writeBack()
+					<-running
+				}()
+			default:
+				due = time.After(minResyncGap) // one is running: try again later
+			}
 		case <-prune.C:
 			t.prune()
 		}
@@ -508,8 +533,11 @@ func (t *Tier) work() {
 
 // recheck brings the local entry behind rk, if any, in line with Redis
 // after rk changed: a tombstone evicts it (if it is not newer than the
-// revoked KS), a newer KS replaces it (another replica won the renewal),
-// and a missing key gets it back (evicted by maxmemory, deleted).
+// revoked KS), a newer KS replaces it (another replica won the renewal).
+// A key that went (expired, deleted, evicted by maxmemory) is not written
+// back from here: under memory pressure each write-back would evict
+// another key and start another write-back. It comes back with the next
+// mint or renewal of that key, or with a resync.
 func (t *Tier) recheck(rk string) {
 	tag, ok := t.keys.tagOf(rk)
 	if !ok {
@@ -532,9 +560,7 @@ func (t *Tier) recheck(rk string) {
 	ctx := context.Background()
 	v, found, err := t.read(ctx, rk)
 	switch {
-	case err != nil:
-	case !found:
-		t.store(ctx, []Item{t.item(rk, cur)})
+	case err != nil || !found:
 	case v.Tombstone:
 		if !cur.Expiry.After(v.Expiry) {
 			local.Evict(key, cur.KS)
@@ -579,7 +605,17 @@ func (t *Tier) writeBack() {
 			batch = batch[:0]
 		}
 	}
+	stopped := false
 	local.Range(func(key string, e cache.Entry) {
+		if stopped {
+			return
+		}
+		select {
+		case <-t.stop: // Close: the rest of the walk would be wasted
+			stopped = true
+			return
+		default:
+		}
 		rk, tag := t.keys.keyTag([]byte(key))
 		t.mu.Lock()
 		t.index[tag] = key

@@ -1,0 +1,154 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/internal/redistest"
+)
+
+// twoSidecars loads one Caddy with two kaltura_ks handlers sharing the
+// Redis at addr, under /a/ and /b/: two local caches (their max_sessions
+// differ, so they are separate pool entries with their own Redis client),
+// as two replicas would have. Each answers the cache placeholder in
+// X-KS-Cache.
+func twoSidecars(t *testing.T, addr string) *env {
+	t.Helper()
+	e := &env{t: t, tc: newTester(t)}
+	e.emu, e.srv = newEmulator(t, nil)
+	site := ""
+	for i, p := range []string{"a", "b"} {
+		block := e.handlerBlock("max_sessions " + []string{"5000", "5001"}[i] + "\n\t\tredis {\n\t\t\taddress " + addr + "\n\t\t\tlock_lease 2s\n\t\t}")
+		site += "\n\thandle_path /" + p + "/* {\n\t\troute {\n\t\t" + block + "\n\t\theader X-KS-Cache {http.kaltura_ks.cache}\n\t\treverse_proxy " + e.srv.URL + "\n\t\t}\n\t}"
+	}
+	e.loadSite(site)
+	return e
+}
+
+// TestSharedTierInCaddy: two handlers on one Redis behave as two replicas:
+// a user minted by one is a remote hit on the other, warm hits send Redis
+// nothing, a session.end on one reaches the other within a second, the
+// outcomes show in the placeholder and the metrics, and Redis holds nothing
+// readable.
+func TestSharedTierInCaddy(t *testing.T) {
+	s := redistest.Start(t)
+	e := twoSidecars(t, s.Addr())
+	const api = "/api_v3/service/baseEntry/action/list?format=1"
+	get := func(side, user string) response {
+		t.Helper()
+		r := e.send("GET", "/"+side+api, "", "", user)
+		if r.status != 200 || r.users() != user {
+			t.Fatalf("%s %s: %d users %q: %s", side, user, r.status, r.users(), r.body)
+		}
+		return r
+	}
+	// Until both clients are connected a miss mints alone ("local").
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		u := "probe" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
+		ra, rb := get("a", u), get("b", u)
+		if ra.header.Get("X-KS-Cache") == "miss" && rb.header.Get("X-KS-Cache") == "remote" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the handlers do not share through Redis: a %q, b %q", ra.header.Get("X-KS-Cache"), rb.header.Get("X-KS-Cache"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.reset()
+	if c := get("a", "alice").header.Get("X-KS-Cache"); c != "miss" {
+		t.Fatalf("a alice: %q", c)
+	}
+	rb := get("b", "alice")
+	if c := rb.header.Get("X-KS-Cache"); c != "remote" {
+		t.Fatalf("b alice: %q, want remote", c)
+	}
+	if n := e.emu.Calls("apptoken", "startsession"); n != 1 {
+		t.Fatalf("%d mints for alice on two replicas, want 1", n)
+	}
+	ks := e.emu.Records()[len(e.emu.Records())-1].KS
+
+	// Warm hits send Redis nothing.
+	if _, err := s.Do("CONFIG", "RESETSTAT"); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		for _, side := range []string{"a", "b"} {
+			if c := get(side, "alice").header.Get("X-KS-Cache"); c != "hit" {
+				t.Fatalf("%s warm: %q", side, c)
+			}
+		}
+	}
+	stats, err := s.Do("INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"cmdstat_get:", "cmdstat_set:", "cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_del:"} {
+		if strings.Contains(stats, cmd) {
+			t.Fatalf("warm hits sent Redis commands:\n%s", stats)
+		}
+	}
+
+	// A session.end on a: b stops injecting alice's KS within a second.
+	start := time.Now()
+	if r := e.send("GET", "/a/api_v3/service/session/action/end?format=1", "", "", "alice"); r.status != 200 {
+		t.Fatalf("session.end: %d %s", r.status, r.body)
+	}
+	for {
+		get("b", "alice")
+		recs := e.emu.Records()
+		if recs[len(recs)-1].KS != ks {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatal("b still injects the ended KS after 1s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := get("a", "alice").header.Get("X-KS-Cache"); c != "remote" && c != "hit" {
+		t.Fatalf("a after b minted again: %q", c)
+	}
+	if n := e.emu.Calls("apptoken", "startsession"); n != 2 {
+		t.Fatalf("%d mints for alice, want 2 (the first and one after session.end)", n)
+	}
+
+	// What Redis holds reveals nothing.
+	entries, err := s.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) == 0 {
+		t.Fatal("Redis is empty")
+	}
+	for _, en := range entries {
+		dump := en.Key + "\x00" + strings.Join(en.Values, "\x00")
+		for _, secret := range []string{"alice", "probe", testToken, ks, e.srv.URL} {
+			if strings.Contains(dump, secret) {
+				t.Fatalf("Redis key %q holds %q", en.Key, secret)
+			}
+		}
+	}
+
+	// The metrics count the outcomes and Redis's operations.
+	resp, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`caddy_kaltura_ks_requests_total{class="api",result="remote"}`,
+		`caddy_kaltura_ks_redis_ops_total{op="get",result="ok"}`,
+		`caddy_kaltura_ks_redis_ops_total{op="lock",result="ok"}`,
+		`caddy_kaltura_ks_redis_invalidations_total{kind="key"}`,
+		`caddy_kaltura_ks_redis_breaker_open 0`,
+		`caddy_kaltura_ks_redis_op_duration_seconds_bucket{op="get"`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
