@@ -502,11 +502,12 @@ func newItem(key string, e Entry, pol *Config, now time.Time) *item {
 	return it
 }
 
-// Adopt stores e for key when it is newer than what the cache holds: no
-// servable entry, or one that expires before e. Its renewal time and jitter
-// are this cache's own, computed from e's expiry. A shared tier calls it
-// when another replica's KS arrives (a renewal it won). It reports whether
-// e was stored.
+// Adopt stores e for key in place of what the cache holds, unless that is
+// e's KS already. Its renewal time and jitter are this cache's own,
+// computed from e's expiry. A shared tier calls it when the fleet's KS for
+// key changed (a renewal another replica won, or a new KS after a
+// revocation, which may expire in the same second as the revoked one). It
+// reports whether e was stored.
 func (c *Cache) Adopt(key string, e Entry) bool {
 	now := c.cfg.Now()
 	it := newItem(key, e, c.pol.Load(), now)
@@ -517,7 +518,7 @@ func (c *Cache) Adopt(key string, e Entry) bool {
 	defer c.mu.Unlock()
 	if v, ok := c.c.Get(key); ok {
 		cur := v.(*item)
-		if now.Before(cur.until) && (cur.KS == e.KS || !cur.Expiry.Before(e.Expiry)) {
+		if now.Before(cur.until) && cur.KS == e.KS {
 			return false
 		}
 	}

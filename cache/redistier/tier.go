@@ -533,7 +533,8 @@ func (t *Tier) work() {
 
 // recheck brings the local entry behind rk, if any, in line with Redis
 // after rk changed: a tombstone evicts it (if it is not newer than the
-// revoked KS), a newer KS replaces it (another replica won the renewal).
+// revoked KS), another KS replaces it (another replica won the renewal, or
+// minted after a revocation).
 // A key that went (expired, deleted, evicted by maxmemory) is not written
 // back from here: under memory pressure each write-back would evict
 // another key and start another write-back. It comes back with the next
@@ -565,7 +566,10 @@ func (t *Tier) recheck(rk string) {
 		if !cur.Expiry.After(v.Expiry) {
 			local.Evict(key, cur.KS)
 		}
-	case t.usable(rk, v, cur, true):
+	case v.KS != cur.KS && t.usable(rk, v, cur, false):
+		// The fleet's KS changed: adopt it even if it expires no later
+		// than ours, which may be the revoked one (a new KS minted in the
+		// same second as the revoked one has the same expiry).
 		local.Adopt(key, entryOf(v, cache.FromRemote))
 	}
 }

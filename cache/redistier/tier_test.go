@@ -134,8 +134,10 @@ func TestTierOneMintAcrossReplicas(t *testing.T) {
 	if remote != 2 {
 		t.Fatalf("%d remote outcomes, want 2 (one per replica that did not mint): %v", remote, outcomes)
 	}
-	if n, ok := waits.Load("adopted"); !ok || n.(*atomic.Int64).Load() != 2 {
-		t.Fatalf("lock waits adopted = %v, want 2", n)
+	// A replica that read Redis after the mint took the KS without
+	// waiting; the others waited and adopted it. None took the lock.
+	if n, ok := waits.Load("acquired"); ok {
+		t.Fatalf("%d waits ended with the lock taken, want none", n.(*atomic.Int64).Load())
 	}
 	// A fourth replica that never saw alice takes it from Redis at once.
 	r4 := newReplica(t, s, nil)
