@@ -152,3 +152,68 @@ func TestSharedTierInCaddy(t *testing.T) {
 		}
 	}
 }
+
+// redisClientIDs returns the ids of the sidecar's connections to s.
+func redisClientIDs(t *testing.T, s *redistest.Server) []string {
+	t.Helper()
+	out, err := s.Do("CLIENT", "LIST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, " name=caddy-kaltura-ks ") {
+			id, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// TestSharedTierSurvivesReload: a reload that changes neither the identity
+// nor the redis block keeps the Redis client (the same connection) with the
+// cache; one that changes the block makes a new client and closes the old.
+func TestSharedTierSurvivesReload(t *testing.T) {
+	s := redistest.Start(t)
+	block := func(timeout string) string {
+		return "redis {\n\t\t\taddress " + s.Addr() + "\n\t\t\tcommand_timeout " + timeout + "\n\t\t}"
+	}
+	e := newEnv(t, nil, block("1s"))
+	connected := func(what string) []string {
+		t.Helper()
+		var ids []string
+		deadline := time.Now().Add(5 * time.Second)
+		for len(ids) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: connections %v, want 1", what, ids)
+			}
+			time.Sleep(20 * time.Millisecond)
+			ids = redisClientIDs(t, s)
+		}
+		return ids
+	}
+	before := connected("first load")
+	if r := e.send("GET", "/api_v3/service/baseEntry/action/list?format=1", "", "", "alice"); r.users() != "alice" {
+		t.Fatalf("users %q", r.users())
+	}
+	e.load(block("1s") + "\n\t\trefresh_before 4m")
+	if after := connected("reload, same block"); after[0] != before[0] {
+		t.Fatalf("a reload with the same block reconnected: %v then %v", before, after)
+	}
+	mints := e.emu.Calls("apptoken", "startsession")
+	e.send("GET", "/api_v3/service/baseEntry/action/list?format=1", "", "", "alice")
+	if n := e.emu.Calls("apptoken", "startsession"); n != mints {
+		t.Fatalf("the reload lost the cache: %d mints", n-mints)
+	}
+	e.load(block("2s"))
+	if after := connected("reload, new block"); after[0] == before[0] {
+		t.Fatal("a reload with another redis block kept the old client")
+	}
+	// The new cache is empty, but alice's KS is in Redis: no mint.
+	if r := e.send("GET", "/api_v3/service/baseEntry/action/list?format=1", "", "", "alice"); r.users() != "alice" {
+		t.Fatalf("users %q", r.users())
+	}
+	if n := e.emu.Calls("apptoken", "startsession"); n != mints {
+		t.Fatalf("%d mints after a new block, want 0 (the KS is in Redis)", n-mints)
+	}
+}
