@@ -26,8 +26,8 @@ const (
 	infoValue = "caddy-kaltura-ks redis value v1"
 )
 
-// Suffixes of the non-entry Redis keys. An entry's key ends in base64url,
-// which has no ':', so none of these can equal an entry's key.
+// Suffixes of the non-entry Redis keys. An entry's key ends in '}', so none
+// of these can equal an entry's key.
 const (
 	lockSuffix        = ":lock"
 	configErrorSuffix = ":config-error"
@@ -98,7 +98,7 @@ func (k *Keys) hashTag(b []byte) (string, uint64) {
 // keyTag is Key(cacheKey) and its tag.
 func (k *Keys) keyTag(cacheKey []byte) (string, uint64) {
 	h, tag := k.hashTag(cacheKey)
-	return k.prefix + h, tag
+	return k.prefix + "{" + h + "}", tag
 }
 
 // tagOf returns the tag of an entry's Redis key or of its lock's key; ok
@@ -109,9 +109,10 @@ func (k *Keys) tagOf(redisKey string) (tag uint64, ok bool) {
 		return 0, false
 	}
 	rest = strings.TrimSuffix(rest, lockSuffix)
-	if len(rest) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
+	if len(rest) != 2+base64.RawURLEncoding.EncodedLen(sha256.Size) || rest[0] != '{' || rest[len(rest)-1] != '}' {
 		return 0, false
 	}
+	rest = rest[1 : len(rest)-1]
 	var mac [sha256.Size]byte
 	if n, err := base64.RawURLEncoding.Decode(mac[:], []byte(rest)); err != nil || n != sha256.Size {
 		return 0, false
@@ -121,11 +122,13 @@ func (k *Keys) tagOf(redisKey string) (tag uint64, ok bool) {
 
 // Key is the Redis key of the entry for cacheKey (the in-process cache's
 // key: user id, privileges, ...): the prefix followed by a keyed hash of
-// cacheKey. Without the secret, nobody can tell whose entry it is, nor test
-// a guessed user id against it. It is deterministic, so every replica with
-// the same secret and prefix finds the same entry.
+// cacheKey in braces. Without the secret, nobody can tell whose entry it
+// is, nor test a guessed user id against it. It is deterministic, so every
+// replica with the same secret and prefix finds the same entry. The braces
+// are a Redis Cluster hash tag: an entry and its lock live in one slot, so
+// one script may touch both.
 func (k *Keys) Key(cacheKey []byte) string {
-	return k.prefix + k.hash(cacheKey)
+	return k.prefix + "{" + k.hash(cacheKey) + "}"
 }
 
 // LockKey is the Redis key of the mint lock for cacheKey: Key(cacheKey)
@@ -140,5 +143,5 @@ func (k *Keys) LockKey(cacheKey []byte) string {
 // derived from the HMAC key, so fleets with different secrets (app tokens)
 // sharing one Redis and prefix never read each other's error.
 func (k *Keys) ConfigErrorKey() string {
-	return k.prefix + k.hash([]byte(configErrorLabel)) + configErrorSuffix
+	return k.prefix + "{" + k.hash([]byte(configErrorLabel)) + "}" + configErrorSuffix
 }

@@ -21,11 +21,19 @@ type Lease struct {
 	lease time.Duration
 }
 
+const releaseSource = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`
+
 // Both scripts act only if the key still holds this owner: a holder whose
 // lease ran out (and whose key another holder now owns) changes nothing.
 var (
 	extendScript  = rueidis.NewLuaScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
-	releaseScript = rueidis.NewLuaScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+	releaseScript = rueidis.NewLuaScript(releaseSource)
+	// readOrLockScript returns the value at KEYS[1]; without one, it takes
+	// the lock at KEYS[2] for owner ARGV[1] and lease ARGV[2] ms (SET NX
+	// PX), returning 1 if it did and 0 if another holder has it.
+	readOrLockScript = rueidis.NewLuaScript(`local v = redis.call("GET", KEYS[1])
+if v then return v end
+if redis.call("SET", KEYS[2], ARGV[1], "NX", "PX", ARGV[2]) then return 1 end return 0`)
 	// swapScript sets KEYS[1] only if it still holds ARGV[1] (the empty
 	// string: if it does not exist).
 	swapScript = rueidis.NewLuaScript(`local v = redis.call("GET", KEYS[1])
@@ -56,11 +64,7 @@ func (c *Client) Acquire(ctx context.Context, key string, lease time.Duration) (
 	if ms < 1 {
 		return nil, false, fmt.Errorf("redistier: lock %q: lease %v below 1ms", key, lease)
 	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, false, err
-	}
-	owner := hex.EncodeToString(b[:])
+	owner := newOwner()
 	err = c.call(ctx, "lock", func(ctx context.Context, rc rueidis.Client) error {
 		err := rc.Do(ctx, rc.B().Set().Key(key).Value(owner).Nx().PxMilliseconds(ms).Build()).Error()
 		if rueidis.IsRedisNil(err) { // NX and the key exists
@@ -78,6 +82,72 @@ func (c *Client) Acquire(ctx context.Context, key string, lease time.Duration) (
 		return nil, false, nil
 	}
 	return &Lease{c: c, key: key, owner: owner, lease: lease}, true, nil
+}
+
+// ReadOrLock returns the value at key in one round trip; when there is
+// none, it tries to take the lock at lockKey for lease (as Acquire), so
+// that the lock is taken only if the value is still missing: no re-read is
+// needed after taking it. l is nil when found, or when another holder has
+// the lock.
+func (c *Client) ReadOrLock(ctx context.Context, key, lockKey string, lease time.Duration) (val []byte, found bool, l *Lease, err error) {
+	ms := lease.Milliseconds()
+	if ms < 1 {
+		return nil, false, nil, fmt.Errorf("redistier: lock %q: lease %v below 1ms", lockKey, lease)
+	}
+	owner := newOwner()
+	locked := false
+	err = c.call(ctx, "read_or_lock", func(ctx context.Context, rc rueidis.Client) error {
+		m, err := readOrLockScript.Exec(ctx, rc, []string{key, lockKey}, []string{owner, strconv.FormatInt(ms, 10)}).ToMessage()
+		if err != nil {
+			return err
+		}
+		if m.IsInt64() {
+			n, _ := m.AsInt64()
+			locked = n == 1
+			return nil
+		}
+		val, err = m.AsBytes()
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return nil, false, nil, wrap("read or lock", err)
+	}
+	if locked {
+		l = &Lease{c: c, key: lockKey, owner: owner, lease: lease}
+	}
+	return val, found, l, nil
+}
+
+// StoreAndRelease stores val at key for ttl (a plain SET, which replaces
+// anything, a tombstone included) and releases the lock, in one round
+// trip (a pipeline: the SET stays a plain command, so the server's NOLOOP
+// spares this connection its own invalidation). The lock is released even
+// when the SET fails or ttl is under a millisecond (then nothing is stored).
+func (l *Lease) StoreAndRelease(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	ms := ttl.Milliseconds()
+	err := l.c.call(ctx, "store", func(ctx context.Context, rc rueidis.Client) error {
+		release := rc.B().Eval().Script(releaseSource).Numkeys(1).Key(l.key).Arg(l.owner).Build()
+		if ms < 1 {
+			return rc.Do(ctx, release).Error()
+		}
+		set := rc.B().Set().Key(key).Value(rueidis.BinaryString(val)).PxMilliseconds(ms).Build()
+		var first error
+		for _, r := range rc.DoMulti(ctx, set, release) {
+			if err := r.Error(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	})
+	return wrap("store", err)
+}
+
+// newOwner is a lock owner id: 16 random bytes, hex.
+func newOwner() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // Key returns the lock's key.

@@ -85,9 +85,11 @@ type Tier struct {
 	local  atomic.Pointer[localHolder]
 
 	mu      sync.Mutex
-	index   map[uint64]string        // tag of a Redis key -> local key of an entry this replica fetched
-	waiters map[string]chan struct{} // Redis key -> closed when it is invalidated
-	revoked map[string]revocation    // Redis key -> the KS this replica saw revoked there
+	index   map[uint64]string         // tag of a Redis key -> local key of an entry this replica fetched
+	waiters map[string]chan struct{}  // Redis key -> closed when it is invalidated
+	revoked map[string]revocation     // Redis key -> the KS this replica saw revoked there
+	cfgErr  atomic.Pointer[sharedErr] // the fleet's configuration error, while it lasts
+	errKey  string                    // where it is shared: Keys.ConfigErrorKey
 
 	queue  chan string
 	resync chan struct{}
@@ -97,6 +99,11 @@ type Tier struct {
 }
 
 type localHolder struct{ Local }
+
+type sharedErr struct {
+	err   error
+	until time.Time
+}
 
 type revocation struct {
 	ks    string
@@ -131,6 +138,7 @@ func NewTier(cfg TierConfig) (*Tier, error) {
 		queue:   make(chan string, queueLen),
 		resync:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
+		errKey:  keys.ConfigErrorKey(),
 	}
 	if cfg.Local != nil {
 		t.SetLocal(cfg.Local)
@@ -237,21 +245,18 @@ func (t *Tier) read(ctx context.Context, rk string) (v Value, found bool, err er
 // lock) or FromLocalMint (minted here alone: Redis was unavailable). Redis
 // failing never fails it; only mint (or a shared configuration error, or
 // ctx) can.
+//
+// A new user costs two round trips: one script reads the key and, finding
+// nothing, takes the lock; one pipeline stores the KS and releases it.
 func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
 	rk, tag := t.keys.keyTag([]byte(key))
+	lk := rk + lockSuffix
 	t.mu.Lock()
 	t.index[tag] = key
 	t.mu.Unlock()
 	cur, renewing := t.loc().Get(key)
 	if !t.available() {
 		return t.mintAlone(ctx, mint)
-	}
-	v, found, err := t.read(ctx, rk)
-	if err != nil {
-		return t.mintAlone(ctx, mint)
-	}
-	if found && t.usable(rk, v, cur, renewing) {
-		return entryOf(v, cache.FromRemote), nil
 	}
 	backstop, waited := t.cfg.Backstop, false
 	outcome := func(o string) {
@@ -260,16 +265,46 @@ func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) 
 		}
 	}
 	for {
+		// Registered before looking, so that no invalidation is missed.
 		woken := t.waiter(rk)
-		lease, ok, err := t.client.Acquire(ctx, rk+lockSuffix, t.cfg.Lease)
+		b, found, lease, err := t.client.ReadOrLock(ctx, rk, lk, t.cfg.Lease)
+		if err == nil && found {
+			v, oerr := t.keys.Open(rk, b)
+			if oerr == nil && t.usable(rk, v, cur, renewing) {
+				t.unwait(rk, woken)
+				outcome("adopted")
+				return entryOf(v, cache.FromRemote), nil
+			}
+			// A tombstone, the KS being renewed, or a value that does not
+			// open: the lock is needed all the same.
+			lease, _, err = t.client.Acquire(ctx, lk, t.cfg.Lease)
+			if err == nil && lease != nil {
+				// Taken after the read: read again under the lock.
+				if v, found, rerr := t.read(ctx, rk); rerr == nil && found && t.usable(rk, v, cur, renewing) {
+					lease.Release(context.WithoutCancel(ctx))
+					t.unwait(rk, woken)
+					outcome("adopted")
+					return entryOf(v, cache.FromRemote), nil
+				}
+			}
+		}
 		if err != nil {
+			t.unwait(rk, woken)
 			outcome("fallback")
 			return t.mintAlone(ctx, mint)
 		}
-		if ok {
+		if lease != nil {
+			t.unwait(rk, woken)
 			outcome("acquired")
-			return t.mintHolding(ctx, rk, lease, cur, renewing, mint)
+			return t.mintHolding(ctx, rk, lease, mint)
 		}
+		if err := t.sharedError(); err != nil {
+			t.unwait(rk, woken)
+			outcome("config_error")
+			return cache.Entry{}, err
+		}
+		// Another replica is minting: wait for its KS (or for the lock to
+		// go), woken by the invalidation, or by the backstop.
 		waited = true
 		timer := time.NewTimer(backstop)
 		select {
@@ -277,23 +312,11 @@ func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) 
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
+			t.unwait(rk, woken)
 			outcome("timeout")
 			return cache.Entry{}, ctx.Err()
 		}
 		timer.Stop()
-		v, found, err := t.read(ctx, rk)
-		if err != nil {
-			outcome("fallback")
-			return t.mintAlone(ctx, mint)
-		}
-		if found && t.usable(rk, v, cur, renewing) {
-			outcome("adopted")
-			return entryOf(v, cache.FromRemote), nil
-		}
-		if err := t.sharedError(ctx); err != nil {
-			outcome("config_error")
-			return cache.Entry{}, err
-		}
 		backstop = min(2*backstop, maxBackstop)
 	}
 }
@@ -305,76 +328,98 @@ func (t *Tier) mintAlone(ctx context.Context, mint func(context.Context) (cache.
 	return e, err
 }
 
-// mintHolding mints holding the fleet's lock for rk: it reads again (the
-// KS may have arrived between the miss and the lock), checks for a shared
-// configuration error, mints while extending the lease, shares the result
-// (the KS, or a configuration error) and releases the lock.
-func (t *Tier) mintHolding(ctx context.Context, rk string, lease *Lease, cur cache.Entry, renewing bool, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
-	defer lease.Release(context.WithoutCancel(ctx))
-	if v, found, err := t.read(ctx, rk); err == nil && found && t.usable(rk, v, cur, renewing) {
-		return entryOf(v, cache.FromRemote), nil
-	}
-	if err := t.sharedError(ctx); err != nil {
+// mintHolding mints holding the fleet's lock for rk, which was taken when
+// rk held nothing usable: it checks for a shared configuration error,
+// mints while extending the lease, shares the result (the KS, or a
+// configuration error) and releases the lock.
+func (t *Tier) mintHolding(ctx context.Context, rk string, lease *Lease, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
+	wctx := context.WithoutCancel(ctx)
+	if err := t.sharedError(); err != nil {
+		lease.Release(wctx)
 		return cache.Entry{}, err
 	}
 	stop := t.keepLease(lease)
 	e, err := mint(ctx)
 	stop()
 	e.Source = cache.FromMint
-	wctx := context.WithoutCancel(ctx)
 	if err != nil {
 		if t.cfg.ShareError != nil {
 			if payload, ttl, ok := t.cfg.ShareError(err); ok && payload != "" && ttl >= time.Millisecond {
-				ek := t.keys.ConfigErrorKey()
-				t.client.Set(wctx, ek, t.keys.Seal(ek, Value{KS: payload, Error: true}), ttl)
+				t.setSharedError(err, t.cfg.Now().Add(ttl))
+				ek := t.errKey
+				t.client.Set(wctx, ek, t.keys.Seal(ek, Value{KS: payload, Error: true, Expiry: t.cfg.Now().Add(ttl)}), ttl)
 			}
 		}
+		lease.Release(wctx)
 		return e, err
 	}
-	if ttl := t.ttl(e.Expiry); ttl >= time.Millisecond {
-		// A plain SET: it replaces a tombstone, which only the holder of
-		// the lock may do.
-		t.client.Set(wctx, rk, t.keys.Seal(rk, Value{KS: e.KS, Expiry: e.Expiry, Forms: e.Forms}), ttl)
-	}
+	// A plain SET: it replaces a tombstone, which only the holder of the
+	// lock may do.
+	lease.StoreAndRelease(wctx, rk, t.keys.Seal(rk, Value{KS: e.KS, Expiry: e.Expiry, Forms: e.Forms}), t.ttl(e.Expiry))
 	return e, nil
 }
 
 // keepLease extends lease every third of it until the returned function is
-// called.
+// called. A mint shorter than that costs a timer, no goroutine.
 func (t *Tier) keepLease(lease *Lease) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(max(t.cfg.Lease/3, time.Millisecond))
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				if held, err := lease.Extend(context.Background()); err == nil && !held {
-					return // lost: another replica holds it now
-				}
-			}
+	every := max(t.cfg.Lease/3, time.Millisecond)
+	var (
+		mu      sync.Mutex
+		stopped bool
+		timer   *time.Timer
+	)
+	var extend func()
+	extend = func() {
+		held, err := lease.Extend(context.Background())
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped || (err == nil && !held) {
+			return // done, or lost: another replica holds it now
 		}
-	}()
-	return func() { close(done); wg.Wait() }
+		timer = time.AfterFunc(every, extend)
+	}
+	mu.Lock()
+	timer = time.AfterFunc(every, extend)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		timer.Stop()
+		mu.Unlock()
+	}
 }
 
-// sharedError returns the configuration error another replica shared, if
-// one is current.
-func (t *Tier) sharedError(ctx context.Context) error {
+// sharedError is the configuration error another replica (or this one)
+// shared, while it lasts. It is kept in memory, refreshed when Redis says
+// its key changed and on each resync, so that a mint costs no read for it.
+func (t *Tier) sharedError() error {
+	p := t.cfgErr.Load()
+	if p == nil || !t.cfg.Now().Before(p.until) {
+		return nil
+	}
+	return p.err
+}
+
+func (t *Tier) setSharedError(err error, until time.Time) {
+	t.cfgErr.Store(&sharedErr{err: err, until: until})
+}
+
+// loadSharedError reads the shared configuration error from Redis into
+// memory (or clears it when there is none).
+func (t *Tier) loadSharedError(ctx context.Context) {
 	if t.cfg.ErrorFromShared == nil {
-		return nil
+		return
 	}
-	ek := t.keys.ConfigErrorKey()
-	v, found, err := t.read(ctx, ek)
-	if err != nil || !found || !v.Error {
-		return nil
+	v, found, err := t.read(ctx, t.errKey)
+	switch {
+	case err != nil:
+	case !found || !v.Error:
+		t.cfgErr.Store(nil)
+	default:
+		if e := t.cfg.ErrorFromShared(v.KS); e != nil {
+			t.setSharedError(e, v.Expiry)
+		}
 	}
-	return t.cfg.ErrorFromShared(v.KS)
 }
 
 // waiter returns the channel closed when rk (or its lock) is next
@@ -388,6 +433,16 @@ func (t *Tier) waiter(rk string) <-chan struct{} {
 		t.waiters[rk] = ch
 	}
 	return ch
+}
+
+// unwait forgets the waiter channel ch for rk if no invalidation took it:
+// a replica that stops waiting leaves nothing behind.
+func (t *Tier) unwait(rk string, ch <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.waiters[rk]; ok && (<-chan struct{})(cur) == ch {
+		delete(t.waiters, rk)
+	}
 }
 
 // Revoke tells the fleet that ks, key's KS expiring at expiry, was
@@ -540,6 +595,10 @@ func (t *Tier) work() {
 // another key and start another write-back. It comes back with the next
 // mint or renewal of that key, or with a resync.
 func (t *Tier) recheck(rk string) {
+	if rk == t.errKey {
+		t.loadSharedError(context.Background())
+		return
+	}
 	tag, ok := t.keys.tagOf(rk)
 	if !ok {
 		return
@@ -597,6 +656,7 @@ func (t *Tier) writeBack() {
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+	t.loadSharedError(context.Background())
 	local := t.loc()
 	if local == nil {
 		return

@@ -277,6 +277,8 @@ func TestTierSharedConfigError(t *testing.T) {
 	if _, _, err := a.fetch(context.Background(), "dave", m); err != errConfig {
 		t.Fatalf("a: %v", err)
 	}
+	// Redis tells b at once (an invalidation of the error's key).
+	waitFor(t, time.Second, "b learns the shared error", func() bool { return b.t.sharedError() != nil })
 	if _, _, err := b.fetch(context.Background(), "erin", m); err != errConfig {
 		t.Fatalf("b: %v, want the shared configuration error", err)
 	}

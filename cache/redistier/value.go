@@ -26,7 +26,7 @@ type Value struct {
 	Tombstone bool
 	// Error marks a shared configuration error instead of a session: KS
 	// then holds the caller's encoding of the error (not a KS), and Expiry
-	// is zero. Only ConfigErrorKey holds one.
+	// is when it stops being shared. Only ConfigErrorKey holds one.
 	Error bool
 }
 
