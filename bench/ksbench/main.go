@@ -3,12 +3,16 @@
 // front of one fast upstream, with sessions minted by the bundled Kaltura
 // emulator. wrk drives identical load at both, in alternating rounds; the
 // table gives medians and ratios. It also measures a cold cache (10,000 new
-// users) and a 1 GiB upload with Caddy's resident memory. (The cache's
-// memory per user is BenchmarkMemoryPerUser in cache/.)
+// users) and a 1 GiB upload with Caddy's resident memory. With redis-server
+// installed (or -only redis) it also measures the shared tier: it starts its
+// own redis-server and adds sites with a redis block (see redis.go). (The
+// cache's memory per user is BenchmarkMemoryPerUser in cache/, and
+// BenchmarkMemoryPerUserShared in cache/redistier with the shared tier.)
 //
 // Files: main.go starts the emulator, the upstream and Caddy; wrk.go runs
 // wrk and reads its figures; warm.go, cold.go and upload.go are the three
-// measurements.
+// measurements; redisserver.go starts redis-server and adds the shared
+// tier's sites, redis.go measures them.
 package main
 
 import (

@@ -24,6 +24,7 @@ import (
 )
 
 var (
+	redisParts   = flag.String("redis-parts", "warm,remote,cold", "redis: which of its measurements to run (comma-separated: warm, remote, cold)")
 	redisShapes  = flag.Int("redis-shapes", 2, "redis, warm hits: how many of the shapes (GET api_v3, multirequest, playManifest) to run")
 	remoteRounds = flag.Int("remote-rounds", 15, "redis, remote hit vs mint: rounds (each: remote hits, local hits and mints at one sidecar, the order rotating)")
 	remoteUsers  = flag.Int("remote-users", 200, "redis, remote hit vs mint: remote hits, and local hits, per round")
@@ -36,9 +37,19 @@ var (
 
 func redisPart(dir string, emu *kalturatest.Emulator, emuURL string, rs *redisServer) {
 	fmt.Printf("\n# Shared tier (Redis %s on %s)\n", redisVersion(rs), rs.addr())
-	redisWarm(dir, emu, emuURL, rs)
-	remoteVsMint(emu, rs)
-	redisCold(emu, rs)
+	parts := map[string]bool{}
+	for _, p := range strings.Split(*redisParts, ",") {
+		parts[strings.TrimSpace(p)] = true
+	}
+	if parts["warm"] {
+		redisWarm(dir, emu, emuURL, rs)
+	}
+	if parts["remote"] {
+		remoteVsMint(emu, rs)
+	}
+	if parts["cold"] {
+		redisCold(emu, rs)
+	}
 }
 
 func redisVersion(rs *redisServer) string {
