@@ -3,8 +3,11 @@
 # plain reverse_proxy with kaltura_ks + reverse_proxy on loopback, in one run,
 # in alternating rounds. Extra arguments go to bench/ksbench (see -h).
 #
-#   bench/run.sh                 # warm-cache table (3 shapes), cold cache, memory, 1 GiB upload
+#   bench/run.sh                 # warm-cache table (3 shapes), cold cache, memory, 1 GiB upload,
+#                                # and the shared tier's part if redis-server is installed
 #   bench/run.sh -only warm      # just the warm-cache table
+#   bench/run.sh -only redis     # just the shared tier (Redis): warm hits with Redis up/down,
+#                                # remote hit vs mint, cold cache with/without Redis
 #   bench/run.sh -only warm -rounds 60 -lat-rounds 30   # more rounds on a noisy machine
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,12 +3,16 @@
 // front of one fast upstream, with sessions minted by the bundled Kaltura
 // emulator. wrk drives identical load at both, in alternating rounds; the
 // table gives medians and ratios. It also measures a cold cache (10,000 new
-// users) and a 1 GiB upload with Caddy's resident memory. (The cache's
-// memory per user is BenchmarkMemoryPerUser in cache/.)
+// users) and a 1 GiB upload with Caddy's resident memory. With redis-server
+// installed (or -only redis) it also measures the shared tier: it starts its
+// own redis-server and adds sites with a redis block (see redis.go). (The
+// cache's memory per user is BenchmarkMemoryPerUser in cache/, and
+// BenchmarkMemoryPerUserShared in cache/redistier with the shared tier.)
 //
 // Files: main.go starts the emulator, the upstream and Caddy; wrk.go runs
 // wrk and reads its figures; warm.go, cold.go and upload.go are the three
-// measurements.
+// measurements; redisserver.go starts redis-server and adds the shared
+// tier's sites, redis.go measures them.
 package main
 
 import (
@@ -38,6 +42,16 @@ const (
 	coldKS  = "http://127.0.0.1:18083"
 )
 
+// The shared tier's sites (with -only redis, or the full run when
+// redis-server is installed): see redis.go.
+const (
+	redisUp   = "http://127.0.0.1:18084" // kaltura_ks with Redis up
+	redisDown = "http://127.0.0.1:18085" // kaltura_ks whose Redis is a dead port
+	siteA     = "http://127.0.0.1:18086" // two sidecars (separate caches) sharing one Redis
+	siteB     = "http://127.0.0.1:18087"
+	coldRedis = "http://127.0.0.1:18088" // the cold-cache site with Redis
+)
+
 var (
 	caddyBin    = flag.String("caddy", "./caddy", "Caddy binary with kaltura_ks")
 	rounds      = flag.Int("rounds", 30, "throughput: alternating rounds per shape")
@@ -49,7 +63,7 @@ var (
 	latPause    = flag.Duration("lat-pause", 2*time.Millisecond, "pause between a latency connection's requests (keeps the load light)")
 	threads     = flag.Int("threads", 1, "wrk threads")
 	users       = flag.Int("users", 1000, "distinct users in the warm-cache runs (all cached)")
-	only        = flag.String("only", "", "run one part: warm, cold, upload; or serve: warm the cache, print the sites and wait (for profiling with wrk and /debug/pprof on the admin endpoint)")
+	only        = flag.String("only", "", "run one part: warm, cold, upload, redis; or serve: warm the cache, print the sites and wait (for profiling with wrk and /debug/pprof on the admin endpoint)")
 	uploadGB    = flag.Float64("upload-gib", 1, "upload size in GiB")
 	uploadRuns  = flag.Int("upload-rounds", 7, "upload: alternating rounds per site")
 	ksExtra     = flag.String("ks-extra", "", "extra kaltura_ks subdirectives for the measured site, e.g. \"max_inspect_size 1\"")
@@ -100,6 +114,7 @@ func main() {
 	emu := kalturatest.New(kalturatest.Config{PartnerID: 123, AppTokens: []kalturatest.AppToken{
 		{ID: tokenID, Token: token, HashType: "SHA256"},
 		{ID: "0_coldtok", Token: token, HashType: "SHA256"},
+		{ID: "0_abtok", Token: token, HashType: "SHA256"},
 	}})
 	emuURL := listen(emu)
 	upURL := listen(upstream())
@@ -108,13 +123,26 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	cmd := startCaddy(dir, caddyfile(emuURL, upURL))
+	// The shared tier's part needs redis-server: the full run skips it
+	// without one, -only redis fails.
+	var rs *redisServer
+	if wantRedis() {
+		rs = startRedis(dir)
+		defer rs.stop()
+	}
+	cmd := startCaddy(dir, caddyfile(emuURL, upURL, rs))
 	defer stopCaddy()
 	waitUp(withKS + "/p/123/serveFlavor/x")
 
 	if *only == "serve" {
 		warmUp()
 		fmt.Printf("plain %s, kaltura_ks %s (users u0…u%d cached), admin http://localhost:2039/debug/pprof/; Ctrl-C stops\n", plain, withKS, *users-1)
+		if rs != nil {
+			warmUpSite(redisUp, "u", *users)
+			warmUpSite(redisDown, "u", *users)
+			fmt.Printf("Redis %s: kaltura_ks with Redis up %s and down %s (users u0…u%d cached); sidecars A %s and B %s share Redis; cold-cache sites without Redis %s, with Redis %s\n",
+				rs.addr(), redisUp, redisDown, *users-1, siteA, siteB, coldKS, coldRedis)
+		}
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig
@@ -129,6 +157,9 @@ func main() {
 	if *only == "" || *only == "upload" {
 		upload(cmd.Process.Pid)
 	}
+	if rs != nil && (*only == "" || *only == "redis") {
+		redisPart(dir, emu, emuURL, rs)
+	}
 }
 
 var stopCaddy = func() {}
@@ -136,9 +167,10 @@ var stopCaddy = func() {}
 // caddyPID is the Caddy under test.
 var caddyPID int
 
-// fatal stops Caddy, then exits.
+// fatal stops Caddy and redis-server, then exits.
 func fatal(format string, a ...any) {
 	stopCaddy()
+	stopRedis()
 	log.Fatalf(format, a...)
 }
 
@@ -154,9 +186,10 @@ func waitUp(u string) {
 }
 
 // caddyfile is the benchmark's Caddy config: the plain site, the measured
-// kaltura_ks site and the cold-cache site, all in front of upURL.
-func caddyfile(emuURL, upURL string) string {
-	block := func(tokID string) string {
+// kaltura_ks site and the cold-cache site, all in front of upURL; with rs,
+// the shared tier's sites too (redisSites).
+func caddyfile(emuURL, upURL string, rs *redisServer) string {
+	block := func(tokID string, extra ...string) string {
 		return fmt.Sprintf(`kaltura_ks {
 		service_url  %s
 		partner_id   123
@@ -166,7 +199,12 @@ func caddyfile(emuURL, upURL string) string {
 		user_id      {http.request.header.X-User-Id}
 		expiry       24h
 		%s
-	}`, emuURL, tokID, *ksExtra)
+		%s
+	}`, emuURL, tokID, *ksExtra, strings.Join(extra, "\n\t\t"))
+	}
+	sites := ""
+	if rs != nil {
+		sites = redisSites(rs, upURL, block)
 	}
 	return fmt.Sprintf(`{
 	admin localhost:2039
@@ -188,14 +226,15 @@ func caddyfile(emuURL, upURL string) string {
 	%s
 	reverse_proxy %s
 }
-`, plain, upURL, withKS, block(tokenID), upURL, coldKS, block("0_coldtok"), upURL)
+%s`, plain, upURL, withKS, block(tokenID), upURL, coldKS, block("0_coldtok"), upURL, sites)
 }
 
 // startCaddy writes cfg and runs Caddy with it; Caddy dies with ksbench.
 func startCaddy(dir, cfg string) *exec.Cmd {
 	cfgPath := filepath.Join(dir, "Caddyfile")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
-	for _, a := range []string{"127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083", "127.0.0.1:2039"} {
+	for _, a := range []string{"127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083", "127.0.0.1:18084", "127.0.0.1:18085",
+		"127.0.0.1:18086", "127.0.0.1:18087", "127.0.0.1:18088", "127.0.0.1:2039"} {
 		if c, err := net.DialTimeout("tcp", a, 200*time.Millisecond); err == nil {
 			c.Close()
 			log.Fatalf("%s is already in use (a Caddy left from an earlier run?): stop it first", a)

@@ -16,11 +16,15 @@ import (
 )
 
 // warmUp mints a KS for every user through the measured site.
-func warmUp() {
+func warmUp() { warmUpSite(withKS, "u", *users) }
+
+// warmUpSite sends one request for each of the users prefix0…prefix<n-1>
+// to the kaltura_ks site at base.
+func warmUpSite(base, prefix string, n int) {
 	client := &http.Client{Timeout: 30 * time.Second}
-	for u := 0; u < *users; u++ {
-		req, _ := http.NewRequest("GET", withKS+"/api_v3/index.php?service=media&action=list&format=1", nil)
-		user := "u" + strconv.Itoa(u)
+	for u := 0; u < n; u++ {
+		req, _ := http.NewRequest("GET", base+"/api_v3/index.php?service=media&action=list&format=1", nil)
+		user := prefix + strconv.Itoa(u)
 		req.Header.Set("X-User-Id", user)
 		resp, err := client.Do(req)
 		if err != nil {
@@ -34,6 +38,20 @@ func warmUp() {
 	}
 }
 
+// siteLoads returns what each site is sent per shape (see loads), with
+// KSes minted straight at the emulator.
+func siteLoads(emuURL string) (plainLoads, ksLoads []load) {
+	c := kaltura.NewClient(kaltura.ClientConfig{ServiceURL: emuURL, PartnerID: "123", AppTokenID: tokenID, Token: token, HashType: "SHA256"})
+	mintKS := func(user string) string {
+		s, err := c.StartSession(context.Background(), kaltura.SessionRequest{UserID: user, Expiry: 24 * time.Hour})
+		if err != nil {
+			fatal("minting a KS for the plain site: %v", err)
+		}
+		return s.KS
+	}
+	return loads(mintKS("u500"), mintKS("u501"))
+}
+
 // series collects one figure per round.
 type series struct{ rps, p50, p99, caddy, upstream, wrk []float64 }
 
@@ -44,15 +62,7 @@ func (s *series) add(r run) {
 
 func warm(dir string, emu *kalturatest.Emulator, emuURL string) {
 	warmUp()
-	c := kaltura.NewClient(kaltura.ClientConfig{ServiceURL: emuURL, PartnerID: "123", AppTokenID: tokenID, Token: token, HashType: "SHA256"})
-	mintKS := func(user string) string {
-		s, err := c.StartSession(context.Background(), kaltura.SessionRequest{UserID: user, Expiry: 24 * time.Hour})
-		if err != nil {
-			fatal("minting a KS for the plain site: %v", err)
-		}
-		return s.KS
-	}
-	plainLoads, ksLoads := loads(mintKS("u500"), mintKS("u501"))
+	plainLoads, ksLoads := siteLoads(emuURL)
 	before := emu.Calls("apptoken", "startsession")
 	fmt.Printf("\n## Warm cache: %d users, all cached (medians)\n\n", *users)
 	fmt.Printf("Throughput: %d rounds, each a %v wrk -t%d -c%d run at each site (the order alternates), which saturates the machine; the ratio is the median of the rounds' ratios. "+
