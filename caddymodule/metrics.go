@@ -38,7 +38,7 @@ type redisMetrics struct {
 
 // Label values of the shared tier's metrics, listed in their Help.
 var (
-	redisOps          = []string{"get", "set", "del", "lock", "extend", "release", "swap", "writeback", "ping"}
+	redisOps          = []string{"get", "set", "del", "claim", "claim_over", "lock", "extend", "release", "store", "swap", "writeback", "ping"}
 	redisResults      = []string{"ok", "error", "timeout", "unavailable"}
 	redisLockOutcomes = []string{"adopted", "acquired", "config_error", "fallback", "timeout"}
 )

@@ -142,7 +142,7 @@ func TestSharedTierInCaddy(t *testing.T) {
 	for _, want := range []string{
 		`caddy_kaltura_ks_requests_total{class="api",result="remote"}`,
 		`caddy_kaltura_ks_redis_ops_total{op="get",result="ok"}`,
-		`caddy_kaltura_ks_redis_ops_total{op="lock",result="ok"}`,
+		`caddy_kaltura_ks_redis_ops_total{op="claim",result="ok"}`,
 		`caddy_kaltura_ks_redis_invalidations_total{kind="key"}`,
 		`caddy_kaltura_ks_redis_breaker_open 0`,
 		`caddy_kaltura_ks_redis_op_duration_seconds_bucket{op="get"`,

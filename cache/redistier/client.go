@@ -65,7 +65,8 @@ type Config struct {
 	// not block.
 	OnInvalidate func(keys []string)
 	// OnOp, when not nil, is told of every command: its name (get, set,
-	// del, lock, extend, release, ping, writeback), its error (nil,
+	// del, claim, claim_over, lock, extend, release, store, swap,
+	// writeback, ping), its error (nil,
 	// ErrUnavailable, or what the server or network said) and how long it
 	// took. For metrics.
 	OnOp func(op string, err error, d time.Duration)

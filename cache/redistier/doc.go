@@ -15,11 +15,12 @@
 // cache key and values are sealed (AES-GCM, the Redis key as additional
 // data) by Keys; the client moves opaque bytes.
 //
-// One mint per user across the fleet: a replica that misses takes a lease
-// lock (SET key owner NX PX lease, with a random owner), re-reads, mints,
-// extends the lease while the mint runs and releases it by compare-and-
-// delete (see Lease). A holder that dies costs at most one lease: the lock
-// key expires by itself.
+// One mint per user across the fleet: a replica that misses claims the
+// entry's key with a marker (SET key marker NX GET PX lease: the lock, taken
+// only if the key holds nothing), mints, extends the lease while the mint
+// runs, and stores the KS in place of the marker (see Lease). A renewal
+// takes a separate lock key and re-reads under it. A holder that dies costs
+// at most one lease: the marker or lock expires by itself.
 //
 // Redis never causes a failed request. New does not touch the network: the
 // client connects in the background and retries with backoff, so a Redis
@@ -44,6 +45,7 @@
 // tells every replica about every change under the prefix made by the
 // others, which wakes the replicas waiting for a mint, evicts revoked KSes
 // and adopts renewals. rueidis's own client-side cache (DoCache) is not
-// used. This needs RESP3: Redis or Valkey 6 or later. Without TrackPrefix
-// the client also works with RESP2-only servers.
+// used. This needs RESP3 (Redis 6+); the tier's claim (SET NX GET) needs
+// Redis 7.0+ or Valkey. Without TrackPrefix the client also works with
+// RESP2-only servers.
 package redistier

@@ -17,8 +17,9 @@ import (
 type Lease struct {
 	c     *Client
 	key   string
-	owner string // 16 random bytes, hex: only this holder may extend or release
+	owner string // the value it holds there: 16 random bytes, hex (after markerByte for a claim); only this holder may extend or release
 	lease time.Duration
+	entry bool // a claim: the lock is a marker at the entry's own key
 }
 
 const releaseSource = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`
@@ -28,12 +29,9 @@ const releaseSource = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redi
 var (
 	extendScript  = rueidis.NewLuaScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
 	releaseScript = rueidis.NewLuaScript(releaseSource)
-	// readOrLockScript returns the value at KEYS[1]; without one, it takes
-	// the lock at KEYS[2] for owner ARGV[1] and lease ARGV[2] ms (SET NX
-	// PX), returning 1 if it did and 0 if another holder has it.
-	readOrLockScript = rueidis.NewLuaScript(`local v = redis.call("GET", KEYS[1])
-if v then return v end
-if redis.call("SET", KEYS[2], ARGV[1], "NX", "PX", ARGV[2]) then return 1 end return 0`)
+	// claimOverScript replaces KEYS[1]'s value ARGV[1] with the marker
+	// ARGV[2] for ARGV[3] ms, if it still holds ARGV[1].
+	claimOverScript = rueidis.NewLuaScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3]) return 1 end return 0`)
 	// swapScript sets KEYS[1] only if it still holds ARGV[1] (the empty
 	// string: if it does not exist).
 	swapScript = rueidis.NewLuaScript(`local v = redis.call("GET", KEYS[1])
@@ -84,39 +82,84 @@ func (c *Client) Acquire(ctx context.Context, key string, lease time.Duration) (
 	return &Lease{c: c, key: key, owner: owner, lease: lease}, true, nil
 }
 
-// ReadOrLock returns the value at key in one round trip; when there is
-// none, it tries to take the lock at lockKey for lease (as Acquire), so
-// that the lock is taken only if the value is still missing: no re-read is
-// needed after taking it. l is nil when found, or when another holder has
-// the lock.
-func (c *Client) ReadOrLock(ctx context.Context, key, lockKey string, lease time.Duration) (val []byte, found bool, l *Lease, err error) {
+// markerByte starts a claim marker: the value a replica minting a new
+// user's KS leaves at the entry's own key meanwhile. Sealed values start
+// with sealVersion (1), so the two never meet.
+const markerByte = 2
+
+// IsMarker reports whether a value read from an entry's key is a claim
+// marker: another replica is minting.
+func IsMarker(b []byte) bool { return len(b) > 0 && b[0] == markerByte }
+
+// Claim takes an entry's key for a mint when it holds nothing, in one
+// plain command (SET key marker NX GET PX lease; Redis 7.0+): the marker is
+// the lock, and the KS the holder stores replaces it. Otherwise it returns
+// what the key holds (a value, a tombstone, or another replica's marker).
+// A plain command, unlike a script, spares this connection its own
+// invalidation (NOLOOP).
+func (c *Client) Claim(ctx context.Context, key string, lease time.Duration) (l *Lease, old []byte, found bool, err error) {
 	ms := lease.Milliseconds()
 	if ms < 1 {
-		return nil, false, nil, fmt.Errorf("redistier: lock %q: lease %v below 1ms", lockKey, lease)
+		return nil, nil, false, fmt.Errorf("redistier: claim %q: lease %v below 1ms", key, lease)
 	}
-	owner := newOwner()
-	locked := false
-	err = c.call(ctx, "read_or_lock", func(ctx context.Context, rc rueidis.Client) error {
-		m, err := readOrLockScript.Exec(ctx, rc, []string{key, lockKey}, []string{owner, strconv.FormatInt(ms, 10)}).ToMessage()
-		if err != nil {
-			return err
-		}
-		if m.IsInt64() {
-			n, _ := m.AsInt64()
-			locked = n == 1
+	marker := string(rune(markerByte)) + newOwner()
+	err = c.call(ctx, "claim", func(ctx context.Context, rc rueidis.Client) error {
+		b, err := rc.Do(ctx, rc.B().Set().Key(key).Value(marker).Nx().Get().PxMilliseconds(ms).Build()).AsBytes()
+		if rueidis.IsRedisNil(err) { // set: the key held nothing
 			return nil
 		}
-		val, err = m.AsBytes()
-		found = err == nil
+		if err == nil {
+			old, found = b, true
+		}
 		return err
 	})
 	if err != nil {
-		return nil, false, nil, wrap("read or lock", err)
+		return nil, nil, false, wrap("claim", err)
 	}
-	if locked {
-		l = &Lease{c: c, key: lockKey, owner: owner, lease: lease}
+	if found {
+		return nil, old, true, nil
 	}
-	return val, found, l, nil
+	return &Lease{c: c, key: key, owner: marker, lease: lease, entry: true}, nil, false, nil
+}
+
+// ClaimOver takes an entry's key for a mint in place of old, exactly what
+// it was read to hold (a tombstone, a KS that may not be used), if it still
+// holds it.
+func (c *Client) ClaimOver(ctx context.Context, key string, old []byte, lease time.Duration) (l *Lease, err error) {
+	ms := lease.Milliseconds()
+	if ms < 1 {
+		return nil, fmt.Errorf("redistier: claim %q: lease %v below 1ms", key, lease)
+	}
+	marker := string(rune(markerByte)) + newOwner()
+	var n int64
+	err = c.call(ctx, "claim_over", func(ctx context.Context, rc rueidis.Client) error {
+		var err error
+		n, err = claimOverScript.Exec(ctx, rc, []string{key}, []string{string(old), marker, strconv.FormatInt(ms, 10)}).AsInt64()
+		return err
+	})
+	if err != nil || n != 1 {
+		return nil, wrap("claim over", err)
+	}
+	return &Lease{c: c, key: key, owner: marker, lease: lease, entry: true}, nil
+}
+
+// Store ends a mint: it stores val for ttl at key, the entry the lease
+// holder minted for, with a plain SET (which replaces a tombstone). A
+// claim's marker is replaced by it in the same command; a separate lock is
+// released in the same round trip.
+func (l *Lease) Store(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if !l.entry || key != l.key {
+		return l.StoreAndRelease(ctx, key, val, ttl)
+	}
+	ms := ttl.Milliseconds()
+	if ms < 1 {
+		_, err := l.Release(ctx)
+		return err
+	}
+	err := l.c.call(ctx, "set", func(ctx context.Context, rc rueidis.Client) error {
+		return rc.Do(ctx, rc.B().Set().Key(key).Value(rueidis.BinaryString(val)).PxMilliseconds(ms).Build()).Error()
+	})
+	return wrap("SET", err)
 }
 
 // StoreAndRelease stores val at key for ttl (a plain SET, which replaces

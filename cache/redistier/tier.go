@@ -246,11 +246,12 @@ func (t *Tier) read(ctx context.Context, rk string) (v Value, found bool, err er
 // failing never fails it; only mint (or a shared configuration error, or
 // ctx) can.
 //
-// A new user costs two round trips: one script reads the key and, finding
-// nothing, takes the lock; one pipeline stores the KS and releases it.
+// A new user costs two plain commands: a claim (SET NX GET) that finds
+// the key empty and leaves a marker there, the lock; and the SET of the KS,
+// which replaces it. A renewal takes a separate lock (the KS being renewed
+// stays readable meanwhile), and a tombstone is claimed over.
 func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
 	rk, tag := t.keys.keyTag([]byte(key))
-	lk := rk + lockSuffix
 	t.mu.Lock()
 	t.index[tag] = key
 	t.mu.Unlock()
@@ -267,33 +268,17 @@ func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) 
 	for {
 		// Registered before looking, so that no invalidation is missed.
 		woken := t.waiter(rk)
-		b, found, lease, err := t.client.ReadOrLock(ctx, rk, lk, t.cfg.Lease)
-		if err == nil && found {
-			v, oerr := t.keys.Open(rk, b)
-			if oerr == nil && t.usable(rk, v, cur, renewing) {
-				t.unwait(rk, woken)
-				outcome("adopted")
-				return entryOf(v, cache.FromRemote), nil
-			}
-			// A tombstone, the KS being renewed, or a value that does not
-			// open: the lock is needed all the same.
-			lease, _, err = t.client.Acquire(ctx, lk, t.cfg.Lease)
-			if err == nil && lease != nil {
-				// Taken after the read: read again under the lock.
-				if v, found, rerr := t.read(ctx, rk); rerr == nil && found && t.usable(rk, v, cur, renewing) {
-					lease.Release(context.WithoutCancel(ctx))
-					t.unwait(rk, woken)
-					outcome("adopted")
-					return entryOf(v, cache.FromRemote), nil
-				}
-			}
-		}
-		if err != nil {
+		e, lease, err := t.lookOrLock(ctx, rk, cur, renewing)
+		switch {
+		case err != nil:
 			t.unwait(rk, woken)
 			outcome("fallback")
 			return t.mintAlone(ctx, mint)
-		}
-		if lease != nil {
+		case e.KS != "":
+			t.unwait(rk, woken)
+			outcome("adopted")
+			return e, nil
+		case lease != nil:
 			t.unwait(rk, woken)
 			outcome("acquired")
 			return t.mintHolding(ctx, rk, lease, mint)
@@ -303,8 +288,8 @@ func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) 
 			outcome("config_error")
 			return cache.Entry{}, err
 		}
-		// Another replica is minting: wait for its KS (or for the lock to
-		// go), woken by the invalidation, or by the backstop.
+		// Another replica is minting: wait for its KS (or for its claim or
+		// lock to go), woken by the invalidation, or by the backstop.
 		waited = true
 		timer := time.NewTimer(backstop)
 		select {
@@ -319,6 +304,41 @@ func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) 
 		timer.Stop()
 		backstop = min(2*backstop, maxBackstop)
 	}
+}
+
+// lookOrLock returns the shared KS for rk if one may be used, or the lease
+// to mint it under, or neither: another replica is minting.
+func (t *Tier) lookOrLock(ctx context.Context, rk string, cur cache.Entry, renewing bool) (cache.Entry, *Lease, error) {
+	lease, b, found, err := t.client.Claim(ctx, rk, t.cfg.Lease)
+	if err != nil || !found {
+		return cache.Entry{}, lease, err
+	}
+	if IsMarker(b) {
+		return cache.Entry{}, nil, nil // another replica's claim
+	}
+	v, oerr := t.keys.Open(rk, b)
+	if oerr == nil && t.usable(rk, v, cur, renewing) {
+		return entryOf(v, cache.FromRemote), nil, nil
+	}
+	if oerr == nil && !v.Tombstone && !v.Error && renewing && t.cfg.Now().Add(t.cfg.Guard).Before(v.Expiry) {
+		// The KS being renewed (or an older one), still valid: renew under
+		// a lock of its own, so that other replicas can read it meanwhile.
+		lk := rk + lockSuffix
+		lease, ok, err := t.client.Acquire(ctx, lk, t.cfg.Lease)
+		if err != nil || !ok {
+			return cache.Entry{}, nil, err
+		}
+		// Taken after the read: read again under the lock.
+		if v, found, err := t.read(ctx, rk); err == nil && found && t.usable(rk, v, cur, renewing) {
+			lease.Release(context.WithoutCancel(ctx))
+			return entryOf(v, cache.FromRemote), nil, nil
+		}
+		return cache.Entry{}, lease, nil
+	}
+	// A tombstone, a KS too close to its expiry, one this replica saw
+	// revoked, or bytes that do not open: claim over exactly what was read.
+	lease, err = t.client.ClaimOver(ctx, rk, b, t.cfg.Lease)
+	return cache.Entry{}, lease, err
 }
 
 // mintAlone mints without the fleet.
@@ -353,9 +373,9 @@ func (t *Tier) mintHolding(ctx context.Context, rk string, lease *Lease, mint fu
 		lease.Release(wctx)
 		return e, err
 	}
-	// A plain SET: it replaces a tombstone, which only the holder of the
-	// lock may do.
-	lease.StoreAndRelease(wctx, rk, t.keys.Seal(rk, Value{KS: e.KS, Expiry: e.Expiry, Forms: e.Forms}), t.ttl(e.Expiry))
+	// A plain SET: it replaces the claim's marker or a tombstone, which
+	// only the lease holder may do.
+	lease.Store(wctx, rk, t.keys.Seal(rk, Value{KS: e.KS, Expiry: e.Expiry, Forms: e.Forms}), t.ttl(e.Expiry))
 	return e, nil
 }
 
@@ -468,6 +488,9 @@ func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
 		return
 	}
 	if found {
+		if IsMarker(old) {
+			return // a replica is minting a new KS already
+		}
 		v, err := t.keys.Open(rk, old)
 		switch {
 		case err != nil || v.Tombstone || v.Error:

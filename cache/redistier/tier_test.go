@@ -293,7 +293,8 @@ func TestTierDeadHolderCostsOneLease(t *testing.T) {
 	s := redistest.Start(t)
 	a := newReplica(t, s, nil)
 	rk := a.t.keys.Key([]byte("frank"))
-	if out, _ := s.Do("SET", rk+lockSuffix, "dead-holder", "PX", "1500"); !strings.Contains(out, "OK") {
+	// A new user's lock is a claim marker at the entry's own key.
+	if out, _ := s.Do("SET", rk, string(rune(markerByte))+"dead-holder", "PX", "1500"); !strings.Contains(out, "OK") {
 		t.Fatalf("SET: %q", out)
 	}
 	m := &minter{}
