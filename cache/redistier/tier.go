@@ -533,7 +533,9 @@ func (t *Tier) work() {
 
 // recheck brings the local entry behind rk, if any, in line with Redis
 // after rk changed: a tombstone evicts it (if it is not newer than the
-// revoked KS), a newer KS replaces it (another replica won the renewal).
+// revoked KS), a newer KS replaces it (another replica won the renewal),
+// and so does another KS expiring in the same second (the one minted
+// after a revocation whose tombstone this replica read too late).
 // A key that went (expired, deleted, evicted by maxmemory) is not written
 // back from here: under memory pressure each write-back would evict
 // another key and start another write-back. It comes back with the next
@@ -567,6 +569,16 @@ func (t *Tier) recheck(rk string) {
 		}
 	case t.usable(rk, v, cur, true):
 		local.Adopt(key, entryOf(v, cache.FromRemote))
+	case v.KS != cur.KS && v.Expiry.Equal(cur.Expiry) && t.usable(rk, v, cur, false):
+		// Another replica replaced cur with a KS expiring in the same
+		// second: cur was revoked and its tombstone already replaced when
+		// this read came (a replica that hears or reads late), or Redis
+		// lost cur. Adopt keeps an entry that does not expire sooner, so
+		// take the fleet's KS in cur's place; keeping cur would keep a
+		// revoked KS until it expires.
+		if local.Evict(key, cur.KS) {
+			local.Adopt(key, entryOf(v, cache.FromRemote))
+		}
 	}
 }
 

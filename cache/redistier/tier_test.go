@@ -303,3 +303,55 @@ func TestTierDeadHolderCostsOneLease(t *testing.T) {
 		t.Fatalf("took %v, want about the lease's remaining 1.5s", d)
 	}
 }
+
+// A replica that hears of a revocation late (a slow link: no command
+// fails) reads Redis after the revoker has replaced the tombstone with the
+// next KS. When that KS expires in the same second as the revoked one (a
+// KS rejected within a second of its mint), the late replica must still
+// drop the revoked KS: it takes the new one. (Found by TestTierModel.)
+func TestTierRevocationReadLateSameSecond(t *testing.T) {
+	s := redistest.Start(t)
+	p := redistest.StartSlowProxy(t, s.Addr())
+	a := newReplica(t, s, nil)
+	b := newReplica(t, s, func(c *TierConfig) { c.Redis.Addresses = []string{p.Addr()} })
+	var n atomic.Int64
+	expiry := time.Now().Add(time.Hour).Truncate(time.Second) // every KS: the same second
+	mint := func(context.Context) (cache.Entry, error) {
+		return cache.Entry{KS: fmt.Sprintf("KS-%d", n.Add(1)), Expiry: expiry}, nil
+	}
+	fetch := func(r *replica) cache.Entry {
+		t.Helper()
+		e, _, err := r.c.Fetch(context.Background(), "bob", func(ctx context.Context) (cache.Entry, error) { return r.t.Mint(ctx, "bob", mint) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	k1 := fetch(a)
+	if e := fetch(b); e.KS != k1.KS {
+		t.Fatalf("b: %q, want %q", e.KS, k1.KS)
+	}
+	// b hears the tombstone 50ms late and its read takes 50ms more; a
+	// mints the next KS meanwhile.
+	p.SetDelay(50 * time.Millisecond)
+	if !a.c.Evict("bob", k1.KS) {
+		t.Fatal("evict")
+	}
+	start := time.Now()
+	a.t.Revoke(context.Background(), "bob", k1.KS, k1.Expiry)
+	k2 := fetch(a)
+	if k2.KS == k1.KS {
+		t.Fatalf("a after revoke: %q", k2.KS)
+	}
+	waitFor(t, time.Second-time.Since(start), "b drops the revoked KS", func() bool {
+		e, ok := b.c.Get("bob")
+		return !ok || e.KS != k1.KS
+	})
+	p.SetDelay(0)
+	if e := fetch(b); e.KS != k2.KS {
+		t.Fatalf("b: %q, want %q", e.KS, k2.KS)
+	}
+	if n.Load() != 2 {
+		t.Fatalf("%d mints, want 2", n.Load())
+	}
+}
