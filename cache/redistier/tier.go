@@ -87,7 +87,7 @@ type Tier struct {
 	mu      sync.Mutex
 	index   map[uint64]string        // tag of a Redis key -> local key of an entry this replica fetched
 	waiters map[string]chan struct{} // Redis key -> closed when it is invalidated
-	revoked map[string]revocation    // Redis key -> the KS this replica saw revoked there
+	revoked map[string][]revocation  // Redis key -> the KSes this replica saw revoked there (see maxRevoked)
 
 	queue  chan string
 	resync chan struct{}
@@ -101,6 +101,41 @@ type localHolder struct{ Local }
 type revocation struct {
 	ks    string
 	until time.Time
+}
+
+// maxRevoked is how many revoked KSes a tier remembers per key: the
+// newest. Each is remembered until its KS expires (see prune), so that this
+// replica never takes it back from Redis nor writes it back, even after
+// revoking a later one (Redis may lose the tombstones, and a replica that
+// missed them write the KS back). The bound keeps a client that ends one
+// session after another from growing it.
+const maxRevoked = 8
+
+// rememberRevoked remembers that ks, expiring at until, was revoked at
+// rk. t.mu is held.
+func (t *Tier) rememberRevoked(rk, ks string, until time.Time) {
+	l := t.revoked[rk]
+	for i, r := range l {
+		if r.ks == ks {
+			l = append(l[:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) >= maxRevoked {
+		l = append(l[:0], l[len(l)-maxRevoked+1:]...)
+	}
+	t.revoked[rk] = append(l, revocation{ks: ks, until: until})
+}
+
+// isRevoked reports whether this replica saw ks revoked at rk. t.mu is
+// held.
+func (t *Tier) isRevoked(rk, ks string) bool {
+	for _, r := range t.revoked[rk] {
+		if r.ks == ks {
+			return true
+		}
+	}
+	return false
 }
 
 // NewTier derives the keys, starts the client (in the background: it never
@@ -127,7 +162,7 @@ func NewTier(cfg TierConfig) (*Tier, error) {
 		keys:    keys,
 		index:   map[uint64]string{},
 		waiters: map[string]chan struct{}{},
-		revoked: map[string]revocation{},
+		revoked: map[string][]revocation{},
 		queue:   make(chan string, queueLen),
 		resync:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -207,9 +242,8 @@ func (t *Tier) usable(rk string, v Value, cur cache.Entry, renewing bool) bool {
 		return false // the KS being renewed, or an older one
 	}
 	t.mu.Lock()
-	r, ok := t.revoked[rk]
-	t.mu.Unlock()
-	return !ok || r.ks != v.KS
+	defer t.mu.Unlock()
+	return !t.isRevoked(rk, v.KS)
 }
 
 func entryOf(v Value, src cache.Source) cache.Entry {
@@ -402,7 +436,7 @@ func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
 	now := t.cfg.Now()
 	if ks != "" {
 		t.mu.Lock()
-		t.revoked[rk] = revocation{ks: ks, until: expiry}
+		t.rememberRevoked(rk, ks, expiry)
 		t.mu.Unlock()
 	}
 	if !t.available() {
@@ -419,7 +453,7 @@ func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
 		case ks == "":
 			ks, expiry = v.KS, v.Expiry
 			t.mu.Lock()
-			t.revoked[rk] = revocation{ks: ks, until: expiry}
+			t.rememberRevoked(rk, ks, expiry)
 			t.mu.Unlock()
 		case v.KS != ks:
 			return // a newer KS is shared already
@@ -621,9 +655,9 @@ func (t *Tier) writeBack() {
 		rk, tag := t.keys.keyTag([]byte(key))
 		t.mu.Lock()
 		t.index[tag] = key
-		r, revoked := t.revoked[rk]
+		revoked := t.isRevoked(rk, e.KS)
 		t.mu.Unlock()
-		if revoked && r.ks == e.KS {
+		if revoked {
 			return
 		}
 		batch = append(batch, t.item(rk, e))
@@ -652,9 +686,18 @@ func (t *Tier) prune() {
 			delete(t.index, tag)
 		}
 	}
-	for rk, r := range t.revoked {
-		if now.After(r.until) {
+	for rk, l := range t.revoked {
+		kept := l[:0]
+		for _, r := range l {
+			if !now.After(r.until) {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) == 0 {
 			delete(t.revoked, rk)
+		} else {
+			clear(l[len(kept):])
+			t.revoked[rk] = kept
 		}
 	}
 }

@@ -355,3 +355,72 @@ func TestTierRevocationReadLateSameSecond(t *testing.T) {
 		t.Fatalf("%d mints, want 2", n.Load())
 	}
 }
+
+// A replica never takes back from Redis a KS it revoked itself, even after
+// revoking a later one of the same user: here KS-1 comes back from a
+// replica that missed both revocations and writes it back after a flush.
+// (Found by TestTierModel: the tier remembered only the last revocation
+// per key.)
+func TestTierRemembersEarlierRevocations(t *testing.T) {
+	s := redistest.Start(t)
+	a := newReplica(t, s, nil)
+	m := &minter{}
+	fetch := func() cache.Entry {
+		t.Helper()
+		e, _, err := a.fetch(context.Background(), "dan", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	k1 := fetch()
+	a.c.Evict("dan", k1.KS)
+	a.t.Revoke(context.Background(), "dan", k1.KS, k1.Expiry)
+	k2 := fetch()
+	a.c.Evict("dan", k2.KS)
+	a.t.Revoke(context.Background(), "dan", k2.KS, k2.Expiry)
+	if k1.KS == k2.KS {
+		t.Fatalf("no new KS after a revocation: %q", k2.KS)
+	}
+	// Redis loses its tombstone; a replica that still held KS-1 writes it
+	// back.
+	if out, _ := s.Do("FLUSHALL"); !strings.Contains(out, "OK") {
+		t.Fatalf("FLUSHALL: %q", out)
+	}
+	rk := a.t.keys.Key([]byte("dan"))
+	if n := a.t.store(context.Background(), []Item{a.t.item(rk, k1)}); n != 1 {
+		t.Fatalf("write-back of KS-1: %d stored", n)
+	}
+	if e := fetch(); e.KS == k1.KS || e.KS == k2.KS {
+		t.Fatalf("a took back %q, which it revoked", e.KS)
+	}
+}
+
+// The revocations remembered per key are the newest maxRevoked, each until
+// its KS expires.
+func TestTierRevokedBound(t *testing.T) {
+	now := time.Now()
+	tr := &Tier{revoked: map[string][]revocation{}, cfg: TierConfig{Now: func() time.Time { return now }}}
+	for i := range maxRevoked + 2 {
+		tr.rememberRevoked("rk", fmt.Sprint("KS-", i), now.Add(time.Duration(i)*time.Minute))
+	}
+	tr.rememberRevoked("rk", "KS-3", now.Add(time.Hour)) // again: moves to the newest
+	for i := range maxRevoked + 2 {
+		if got, want := tr.isRevoked("rk", fmt.Sprint("KS-", i)), i >= 2; got != want {
+			t.Fatalf("KS-%d remembered: %v, want %v", i, got, want)
+		}
+	}
+	if n := len(tr.revoked["rk"]); n != maxRevoked {
+		t.Fatalf("%d remembered, want %d", n, maxRevoked)
+	}
+	now = now.Add(5*time.Minute + time.Second) // KS-2 .. KS-5 expired, but not KS-3 (again, for an hour)
+	c := cache.New(cache.Config{})
+	defer c.Close()
+	tr.SetLocal(c)
+	tr.prune()
+	for i := range maxRevoked + 2 {
+		if got, want := tr.isRevoked("rk", fmt.Sprint("KS-", i)), i == 3 || i >= 6; got != want {
+			t.Fatalf("after prune, KS-%d remembered: %v, want %v", i, got, want)
+		}
+	}
+}
