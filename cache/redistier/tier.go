@@ -301,8 +301,15 @@ func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) 
 			return t.mintAlone(ctx, mint)
 		}
 		if ok {
-			outcome("acquired")
-			return t.mintHolding(ctx, rk, lease, cur, renewing, mint)
+			e, err := t.mintHolding(ctx, rk, lease, cur, renewing, mint)
+			if err == nil && e.Source == cache.FromRemote {
+				// The holder shared its KS and released the lock between
+				// this replica's read and its lock: the re-read found it.
+				outcome("adopted")
+			} else {
+				outcome("acquired")
+			}
+			return e, err
 		}
 		waited = true
 		timer := time.NewTimer(backstop)
