@@ -433,8 +433,9 @@ func (t *Tier) waiter(rk string) <-chan struct{} {
 
 // Revoke tells the fleet that ks, key's KS expiring at expiry, was
 // rejected by Kaltura or ended: the shared entry is replaced by a
-// tombstone, unless it already holds another KS, so that every replica
-// drops ks (see invalidations) and none writes it back. An empty ks
+// tombstone, unless it already holds another KS that expires no sooner
+// (which the replicas holding ks have taken), so that every replica drops
+// ks (see invalidations) and none writes it back. An empty ks
 // revokes whatever KS is shared for key (a session.end on a replica that
 // held none). The caller has evicted ks locally. Redis failing only means
 // the news does not spread.
@@ -462,8 +463,16 @@ func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
 			t.mu.Lock()
 			t.rememberRevoked(rk, ks, expiry)
 			t.mu.Unlock()
+		case v.KS != ks && !v.Expiry.Before(expiry):
+			// Another KS, expiring no sooner, is shared already: the
+			// replicas that held ks took it when it came (see recheck).
+			return
 		case v.KS != ks:
-			return // a newer KS is shared already
+			// An older KS is shared: Redis lost ks and a replica wrote
+			// its own back. The replicas that still hold ks kept it (it
+			// is newer), so only a tombstone reaches them. It takes the
+			// older KS with it: its holders drop it too (it expires no
+			// later) and the next fetch mints one for the fleet.
 		}
 	} else {
 		old = nil

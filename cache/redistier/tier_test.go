@@ -424,3 +424,58 @@ func TestTierRevokedBound(t *testing.T) {
 		}
 	}
 }
+
+// Replicas that hold a KS newer than the shared one (Redis lost theirs and
+// another replica wrote an older one back) keep theirs; a revocation of
+// their KS must still reach them, though Redis shares another KS. (Found by
+// TestTierModel: Revoke took any other shared KS for a newer one and left
+// it, so the news never spread.)
+func TestTierRevocationOverOlderSharedKS(t *testing.T) {
+	s := redistest.Start(t)
+	a, b := newReplica(t, s, nil), newReplica(t, s, nil)
+	base := time.Now().Add(time.Hour).Truncate(time.Second)
+	older := cache.Entry{KS: "KS-old", Expiry: base}
+	newer := cache.Entry{KS: "KS-new", Expiry: base.Add(10 * time.Second)}
+	var mints atomic.Int64
+	fetch := func(r *replica, e cache.Entry) cache.Entry {
+		t.Helper()
+		got, _, err := r.c.Fetch(context.Background(), "fay", func(ctx context.Context) (cache.Entry, error) {
+			return r.t.Mint(ctx, "fay", func(context.Context) (cache.Entry, error) {
+				mints.Add(1)
+				return e, nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if e := fetch(a, newer); e.KS != newer.KS {
+		t.Fatalf("a: %q", e.KS)
+	}
+	if e := fetch(b, newer); e.KS != newer.KS || mints.Load() != 1 {
+		t.Fatalf("b: %q, %d mints", e.KS, mints.Load())
+	}
+	// Redis loses KS-new; a replica that held KS-old writes it back first.
+	if out, _ := s.Do("FLUSHALL"); !strings.Contains(out, "OK") {
+		t.Fatalf("FLUSHALL: %q", out)
+	}
+	rk := a.t.keys.Key([]byte("fay"))
+	if n := a.t.store(context.Background(), []Item{a.t.item(rk, older)}); n != 1 {
+		t.Fatalf("write-back of KS-old: %d stored", n)
+	}
+	time.Sleep(100 * time.Millisecond) // a and b hear of it, and keep KS-new
+	for _, r := range []*replica{a, b} {
+		if e, _ := r.c.Get("fay"); e.KS != newer.KS {
+			t.Fatalf("a replica went from KS-new to %q", e.KS)
+		}
+	}
+	// b's KS-new is rejected: a must drop it too.
+	b.c.Evict("fay", newer.KS)
+	start := time.Now()
+	b.t.Revoke(context.Background(), "fay", newer.KS, newer.Expiry)
+	waitFor(t, time.Second-time.Since(start), "a drops the revoked KS-new", func() bool {
+		e, ok := a.c.Get("fay")
+		return !ok || e.KS != newer.KS
+	})
+}
