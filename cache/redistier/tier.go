@@ -27,6 +27,7 @@ const (
 	DefaultBackstop = 100 * time.Millisecond
 	maxBackstop     = time.Second
 	writeBackBatch  = 256
+	recheckBatch    = 256
 	pruneInterval   = 30 * time.Second
 	queueLen        = 8192
 	minResyncGap    = 5 * time.Second
@@ -551,13 +552,27 @@ func (t *Tier) work() {
 		lastSync time.Time
 		due      <-chan time.Time // a resync is pending
 		running  = make(chan struct{}, 1)
+		batch    []string
 	)
 	for {
 		select {
 		case <-t.stop:
 			return // Close waits for a running resync (t.done)
 		case rk := <-t.queue:
-			t.recheck(rk)
+			// Take what else is queued, up to a batch: a write-back
+			// changes every key, and one round trip per key would hold
+			// the next revocation back for as many.
+			batch = append(batch[:0], rk)
+		more:
+			for len(batch) < recheckBatch {
+				select {
+				case rk := <-t.queue:
+					batch = append(batch, rk)
+				default:
+					break more
+				}
+			}
+			t.recheck(batch)
 		case <-t.resync:
 			if due == nil {
 				due = time.After(max(time.Until(lastSync.Add(minResyncGap)), 0))
@@ -581,53 +596,85 @@ func (t *Tier) work() {
 	}
 }
 
-// recheck brings the local entry behind rk, if any, in line with Redis
-// after rk changed: a tombstone evicts it (if it is not newer than the
-// revoked KS), a newer KS replaces it (another replica won the renewal),
-// and so does another KS expiring in the same second (the one minted
-// after a revocation whose tombstone this replica read too late).
+// recheck brings the local entries behind the Redis keys rks, if any, in
+// line with Redis after they changed, reading them in one round trip: a
+// tombstone evicts the entry (if it is not newer than the revoked KS), a
+// newer KS replaces it (another replica won the renewal), and so does
+// another KS expiring in the same second (the one minted after a
+// revocation whose tombstone this replica read too late).
 // A key that went (expired, deleted, evicted by maxmemory) is not written
 // back from here: under memory pressure each write-back would evict
 // another key and start another write-back. It comes back with the next
 // mint or renewal of that key, or with a resync.
-func (t *Tier) recheck(rk string) {
-	tag, ok := t.keys.tagOf(rk)
-	if !ok {
-		return
-	}
-	t.mu.Lock()
-	key, ok := t.index[tag]
-	t.mu.Unlock()
-	if !ok {
-		return
-	}
+func (t *Tier) recheck(rks []string) {
 	local := t.loc()
 	if local == nil {
 		return
 	}
-	cur, ok := local.Get(key)
-	if !ok || t.keys.Key([]byte(key)) != rk {
+	type held struct {
+		key string
+		cur cache.Entry
+	}
+	var (
+		read  []string
+		items []held
+		seen  = map[string]bool{}
+	)
+	for _, rk := range rks {
+		if seen[rk] {
+			continue
+		}
+		seen[rk] = true
+		tag, ok := t.keys.tagOf(rk)
+		if !ok {
+			continue
+		}
+		t.mu.Lock()
+		key, ok := t.index[tag]
+		t.mu.Unlock()
+		if !ok {
+			continue
+		}
+		cur, ok := local.Get(key)
+		if !ok || t.keys.Key([]byte(key)) != rk {
+			continue
+		}
+		read = append(read, rk)
+		items = append(items, held{key, cur})
+	}
+	if len(read) == 0 {
 		return
 	}
-	ctx := context.Background()
-	v, found, err := t.read(ctx, rk)
-	switch {
-	case err != nil || !found:
-	case v.Tombstone:
-		if !cur.Expiry.After(v.Expiry) {
-			local.Evict(key, cur.KS)
+	vals, found, err := t.client.GetMany(context.Background(), read)
+	if err != nil {
+		return
+	}
+	for i, rk := range read {
+		if !found[i] {
+			continue
 		}
-	case t.usable(rk, v, cur, true):
-		local.Adopt(key, entryOf(v, cache.FromRemote))
-	case v.KS != cur.KS && v.Expiry.Equal(cur.Expiry) && t.usable(rk, v, cur, false):
-		// Another replica replaced cur with a KS expiring in the same
-		// second: cur was revoked and its tombstone already replaced when
-		// this read came (a replica that hears or reads late), or Redis
-		// lost cur. Adopt keeps an entry that does not expire sooner, so
-		// take the fleet's KS in cur's place; keeping cur would keep a
-		// revoked KS until it expires.
-		if local.Evict(key, cur.KS) {
+		v, err := t.keys.Open(rk, vals[i])
+		if err != nil {
+			continue // does not open: a miss
+		}
+		key, cur := items[i].key, items[i].cur
+		switch {
+		case v.Tombstone:
+			if !cur.Expiry.After(v.Expiry) {
+				local.Evict(key, cur.KS)
+			}
+		case t.usable(rk, v, cur, true):
 			local.Adopt(key, entryOf(v, cache.FromRemote))
+		case v.KS != cur.KS && v.Expiry.Equal(cur.Expiry) && t.usable(rk, v, cur, false):
+			// Another replica replaced cur with a KS expiring in the same
+			// second: cur was revoked and its tombstone already replaced
+			// when this read came (a replica that hears or reads late), or
+			// Redis lost cur. Adopt keeps an entry that does not expire
+			// sooner, so take the fleet's KS in cur's place; keeping cur
+			// would keep a revoked KS until it expires.
+			if local.Evict(key, cur.KS) {
+				local.Adopt(key, entryOf(v, cache.FromRemote))
+			}
 		}
 	}
 }

@@ -479,3 +479,46 @@ func TestTierRevocationOverOlderSharedKS(t *testing.T) {
 		return !ok || e.KS != newer.KS
 	})
 }
+
+// After Redis lost its contents, one replica's write-back changes every
+// key, and every other replica hears of each. A revocation right after it
+// must still reach a replica behind a link with some latency (20ms, no
+// command failing) within a second: it must not wait for one Redis round
+// trip per key written back. (Found by TestTierModel: rechecks were
+// serial, one GET each.)
+func TestTierRevocationAfterWriteBackBurst(t *testing.T) {
+	const users = 300
+	s := redistest.Start(t)
+	lag := startLatencyProxy(t, s.Addr())
+	a := newReplica(t, s, nil)
+	b := newReplica(t, s, func(c *TierConfig) { c.Redis.Addresses = []string{lag.Addr()} })
+	m := &minter{}
+	held := make([]cache.Entry, users)
+	for i := range users {
+		u := fmt.Sprint("user-", i)
+		e, _, err := a.fetch(context.Background(), u, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e2, _, err := b.fetch(context.Background(), u, m); err != nil || e2.KS != e.KS {
+			t.Fatalf("b %s: %q %v", u, e2.KS, err)
+		}
+		held[i] = e
+	}
+	if out, _ := s.Do("FLUSHALL"); !strings.Contains(out, "OK") {
+		t.Fatalf("FLUSHALL: %q", out)
+	}
+	time.Sleep(50 * time.Millisecond) // b has heard of the flush
+	lag.SetLatency(20 * time.Millisecond)
+	a.t.writeBack() // as its resync would: every key changes
+	last := fmt.Sprint("user-", users-1)
+	ks := held[users-1]
+	a.c.Evict(last, ks.KS)
+	start := time.Now()
+	a.t.Revoke(context.Background(), last, ks.KS, ks.Expiry)
+	waitFor(t, time.Second-time.Since(start), "b drops the revoked KS", func() bool {
+		e, ok := b.c.Get(last)
+		return !ok || e.KS != ks.KS
+	})
+	t.Logf("b dropped it after %v", time.Since(start).Round(time.Millisecond))
+}
