@@ -86,7 +86,8 @@ type Tier struct {
 	local  atomic.Pointer[localHolder]
 
 	mu      sync.Mutex
-	index   map[uint64]string        // tag of a Redis key -> local key of an entry this replica fetched
+	index   map[uint64]indexed       // tag of a Redis key -> local key of an entry this replica fetched
+	pruned  uint64                   // prunes so far (see prune)
 	waiters map[string]chan struct{} // Redis key -> closed when it is invalidated
 	revoked map[string][]revocation  // Redis key -> the KSes this replica saw revoked there (see maxRevoked)
 
@@ -98,6 +99,13 @@ type Tier struct {
 }
 
 type localHolder struct{ Local }
+
+// indexed is an index entry: the local key, and the number of prunes when
+// it was last set.
+type indexed struct {
+	key    string
+	pruned uint64
+}
 
 type revocation struct {
 	ks    string
@@ -161,7 +169,7 @@ func NewTier(cfg TierConfig) (*Tier, error) {
 	t := &Tier{
 		cfg:     cfg,
 		keys:    keys,
-		index:   map[uint64]string{},
+		index:   map[uint64]indexed{},
 		waiters: map[string]chan struct{}{},
 		revoked: map[string][]revocation{},
 		queue:   make(chan string, queueLen),
@@ -275,7 +283,7 @@ func (t *Tier) read(ctx context.Context, rk string) (v Value, found bool, err er
 func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
 	rk, tag := t.keys.keyTag([]byte(key))
 	t.mu.Lock()
-	t.index[tag] = key
+	t.index[tag] = indexed{key, t.pruned}
 	t.mu.Unlock()
 	cur, renewing := t.loc().Get(key)
 	if !t.available() {
@@ -630,11 +638,12 @@ func (t *Tier) recheck(rks []string) {
 			continue
 		}
 		t.mu.Lock()
-		key, ok := t.index[tag]
+		ix, ok := t.index[tag]
 		t.mu.Unlock()
 		if !ok {
 			continue
 		}
+		key := ix.key
 		cur, ok := local.Get(key)
 		if !ok || t.keys.Key([]byte(key)) != rk {
 			continue
@@ -717,7 +726,7 @@ func (t *Tier) writeBack() {
 	local.Range(func(key string, e cache.Entry) {
 		rk, tag := t.keys.keyTag([]byte(key))
 		t.mu.Lock()
-		t.index[tag] = key
+		t.index[tag] = indexed{key, t.pruned}
 		revoked := t.isRevoked(rk, e.KS)
 		t.mu.Unlock()
 		if revoked {
@@ -735,7 +744,9 @@ func (t *Tier) writeBack() {
 }
 
 // prune forgets index entries whose local entry is gone, and revocations
-// whose KS has expired.
+// whose KS has expired. An index entry set since the last prune is kept: its
+// key may be minting, its entry not stored yet, and forgetting it would
+// leave that entry deaf to invalidations.
 func (t *Tier) prune() {
 	local := t.loc()
 	if local == nil {
@@ -744,11 +755,15 @@ func (t *Tier) prune() {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for tag, key := range t.index {
-		if _, ok := local.Get(key); !ok {
+	for tag, ix := range t.index {
+		if ix.pruned == t.pruned {
+			continue
+		}
+		if _, ok := local.Get(ix.key); !ok {
 			delete(t.index, tag)
 		}
 	}
+	t.pruned++
 	for rk, l := range t.revoked {
 		kept := l[:0]
 		for _, r := range l {

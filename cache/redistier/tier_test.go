@@ -522,3 +522,51 @@ func TestTierRevocationAfterWriteBackBurst(t *testing.T) {
 	})
 	t.Logf("b dropped it after %v", time.Since(start).Round(time.Millisecond))
 }
+
+// The periodic prune forgets the index entries of keys with no local
+// entry. A key being minted has none yet: forgetting it then left the entry
+// it stores unknown to the invalidations, deaf to revocations on the other
+// replicas until its next mint.
+func TestTierPruneDuringMint(t *testing.T) {
+	s := redistest.Start(t)
+	a, b := newReplica(t, s, nil), newReplica(t, s, nil)
+	minting, release := make(chan struct{}), make(chan struct{})
+	mint := func(context.Context) (cache.Entry, error) {
+		close(minting)
+		<-release
+		return cache.Entry{KS: "KS-1", Expiry: time.Now().Add(time.Hour).Truncate(time.Second)}, nil
+	}
+	done := make(chan cache.Entry)
+	go func() {
+		e, _, err := a.c.Fetch(context.Background(), "gus", func(ctx context.Context) (cache.Entry, error) { return a.t.Mint(ctx, "gus", mint) })
+		if err != nil {
+			t.Error(err)
+		}
+		done <- e
+	}()
+	<-minting
+	a.t.prune() // the 30s tick, during the mint
+	close(release)
+	k1 := <-done
+	m := &minter{}
+	if e, _, err := b.fetch(context.Background(), "gus", m); err != nil || e.KS != k1.KS {
+		t.Fatalf("b: %q %v", e.KS, err)
+	}
+	b.c.Evict("gus", k1.KS)
+	start := time.Now()
+	b.t.Revoke(context.Background(), "gus", k1.KS, k1.Expiry)
+	waitFor(t, time.Second-time.Since(start), "a drops the revoked KS", func() bool {
+		e, ok := a.c.Get("gus")
+		return !ok || e.KS != k1.KS
+	})
+	// With gus gone from a's cache, its index entry goes at the next
+	// prune (it was set before the last one).
+	_, tag := a.t.keys.keyTag([]byte("gus"))
+	a.t.prune()
+	a.t.mu.Lock()
+	_, indexed := a.t.index[tag]
+	a.t.mu.Unlock()
+	if indexed {
+		t.Fatal("the index still holds a key gone from the cache")
+	}
+}
