@@ -351,6 +351,34 @@ func (c *Client) Get(ctx context.Context, key string) (val []byte, found bool, e
 	return val, found, nil
 }
 
+// GetMany returns the values at keys in one round trip (a pipeline of
+// GETs, counted as one get); found[i] is false (and vals[i] nil) when
+// keys[i] does not exist. Any key's error fails the whole call.
+func (c *Client) GetMany(ctx context.Context, keys []string) (vals [][]byte, found []bool, err error) {
+	err = c.call(ctx, "get", func(ctx context.Context, rc rueidis.Client) error {
+		cmds := make(rueidis.Commands, len(keys))
+		for i, k := range keys {
+			cmds[i] = rc.B().Get().Key(k).Build()
+		}
+		vals, found = make([][]byte, len(keys)), make([]bool, len(keys))
+		for i, r := range rc.DoMulti(ctx, cmds...) {
+			b, err := r.AsBytes()
+			if rueidis.IsRedisNil(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			vals[i], found[i] = b, true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, wrap("GET", err)
+	}
+	return vals, found, nil
+}
+
 // Set stores val at key with a time to live (SET key val PX ttl). The ttl
 // must be at least a millisecond.
 func (c *Client) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {

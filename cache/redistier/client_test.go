@@ -381,3 +381,28 @@ func TestSlowLink(t *testing.T) {
 		t.Fatalf("breaker opened %d times, want 1", opens.Load())
 	}
 }
+
+// GetMany reads several keys in one call; a missing key is not found, not
+// an error.
+func TestClientGetMany(t *testing.T) {
+	s := redistest.Start(t)
+	c := connected(t, s, Config{})
+	ctx := context.Background()
+	if err := c.Set(ctx, "k1", []byte("v1"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k3", []byte{0, 1, 2}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	vals, found, err := c.GetMany(ctx, []string{"k1", "k2", "k3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found[0] || string(vals[0]) != "v1" || found[1] || vals[1] != nil || !found[2] || !bytes.Equal(vals[2], []byte{0, 1, 2}) {
+		t.Fatalf("GetMany: %q %v", vals, found)
+	}
+	s.Kill()
+	if _, _, err := c.GetMany(ctx, []string{"k1"}); err == nil {
+		t.Fatal("GetMany with Redis down: no error")
+	}
+}

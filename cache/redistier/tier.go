@@ -27,6 +27,7 @@ const (
 	DefaultBackstop = 100 * time.Millisecond
 	maxBackstop     = time.Second
 	writeBackBatch  = 256
+	recheckBatch    = 256
 	pruneInterval   = 30 * time.Second
 	queueLen        = 8192
 	minResyncGap    = 5 * time.Second
@@ -85,9 +86,10 @@ type Tier struct {
 	local  atomic.Pointer[localHolder]
 
 	mu      sync.Mutex
-	index   map[uint64]string         // tag of a Redis key -> local key of an entry this replica fetched
+	index   map[uint64]indexed        // tag of a Redis key -> local key of an entry this replica fetched
+	pruned  uint64                    // prunes so far (see prune)
 	waiters map[string]chan struct{}  // Redis key -> closed when it is invalidated
-	revoked map[string]revocation     // Redis key -> the KS this replica saw revoked there
+	revoked map[string][]revocation   // Redis key -> the KSes this replica saw revoked there (see maxRevoked)
 	cfgErr  atomic.Pointer[sharedErr] // the fleet's configuration error, while it lasts
 	errKey  string                    // where it is shared: Keys.ConfigErrorKey
 
@@ -105,9 +107,51 @@ type sharedErr struct {
 	until time.Time
 }
 
+// indexed is an index entry: the local key, and the number of prunes when
+// it was last set.
+type indexed struct {
+	key    string
+	pruned uint64
+}
+
 type revocation struct {
 	ks    string
 	until time.Time
+}
+
+// maxRevoked is how many revoked KSes a tier remembers per key: the
+// newest. Each is remembered until its KS expires (see prune), so that this
+// replica never takes it back from Redis nor writes it back, even after
+// revoking a later one (Redis may lose the tombstones, and a replica that
+// missed them write the KS back). The bound keeps a client that ends one
+// session after another from growing it.
+const maxRevoked = 8
+
+// rememberRevoked remembers that ks, expiring at until, was revoked at
+// rk. t.mu is held.
+func (t *Tier) rememberRevoked(rk, ks string, until time.Time) {
+	l := t.revoked[rk]
+	for i, r := range l {
+		if r.ks == ks {
+			l = append(l[:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) >= maxRevoked {
+		l = append(l[:0], l[len(l)-maxRevoked+1:]...)
+	}
+	t.revoked[rk] = append(l, revocation{ks: ks, until: until})
+}
+
+// isRevoked reports whether this replica saw ks revoked at rk. t.mu is
+// held.
+func (t *Tier) isRevoked(rk, ks string) bool {
+	for _, r := range t.revoked[rk] {
+		if r.ks == ks {
+			return true
+		}
+	}
+	return false
 }
 
 // NewTier derives the keys, starts the client (in the background: it never
@@ -132,9 +176,9 @@ func NewTier(cfg TierConfig) (*Tier, error) {
 	t := &Tier{
 		cfg:     cfg,
 		keys:    keys,
-		index:   map[uint64]string{},
+		index:   map[uint64]indexed{},
 		waiters: map[string]chan struct{}{},
-		revoked: map[string]revocation{},
+		revoked: map[string][]revocation{},
 		queue:   make(chan string, queueLen),
 		resync:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -215,9 +259,8 @@ func (t *Tier) usable(rk string, v Value, cur cache.Entry, renewing bool) bool {
 		return false // the KS being renewed, or an older one
 	}
 	t.mu.Lock()
-	r, ok := t.revoked[rk]
-	t.mu.Unlock()
-	return !ok || r.ks != v.KS
+	defer t.mu.Unlock()
+	return !t.isRevoked(rk, v.KS)
 }
 
 func entryOf(v Value, src cache.Source) cache.Entry {
@@ -253,7 +296,7 @@ func (t *Tier) read(ctx context.Context, rk string) (v Value, found bool, err er
 func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
 	rk, tag := t.keys.keyTag([]byte(key))
 	t.mu.Lock()
-	t.index[tag] = key
+	t.index[tag] = indexed{key, t.pruned}
 	t.mu.Unlock()
 	cur, renewing := t.loc().Get(key)
 	if !t.available() {
@@ -467,8 +510,9 @@ func (t *Tier) unwait(rk string, ch <-chan struct{}) {
 
 // Revoke tells the fleet that ks, key's KS expiring at expiry, was
 // rejected by Kaltura or ended: the shared entry is replaced by a
-// tombstone, unless it already holds another KS, so that every replica
-// drops ks (see invalidations) and none writes it back. An empty ks
+// tombstone, unless it already holds another KS that expires no sooner
+// (which the replicas holding ks have taken), so that every replica drops
+// ks (see invalidations) and none writes it back. An empty ks
 // revokes whatever KS is shared for key (a session.end on a replica that
 // held none). The caller has evicted ks locally. Redis failing only means
 // the news does not spread.
@@ -477,7 +521,7 @@ func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
 	now := t.cfg.Now()
 	if ks != "" {
 		t.mu.Lock()
-		t.revoked[rk] = revocation{ks: ks, until: expiry}
+		t.rememberRevoked(rk, ks, expiry)
 		t.mu.Unlock()
 	}
 	if !t.available() {
@@ -497,10 +541,18 @@ func (t *Tier) Revoke(ctx context.Context, key, ks string, expiry time.Time) {
 		case ks == "":
 			ks, expiry = v.KS, v.Expiry
 			t.mu.Lock()
-			t.revoked[rk] = revocation{ks: ks, until: expiry}
+			t.rememberRevoked(rk, ks, expiry)
 			t.mu.Unlock()
+		case v.KS != ks && !v.Expiry.Before(expiry):
+			// Another KS, expiring no sooner, is shared already: the
+			// replicas that held ks took it when it came (see recheck).
+			return
 		case v.KS != ks:
-			return // a newer KS is shared already
+			// An older KS is shared: Redis lost ks and a replica wrote
+			// its own back. The replicas that still hold ks kept it (it
+			// is newer), so only a tombstone reaches them. It takes the
+			// older KS with it: its holders drop it too (it expires no
+			// later) and the next fetch mints one for the fleet.
 		}
 	} else {
 		old = nil
@@ -579,13 +631,27 @@ func (t *Tier) work() {
 		lastSync time.Time
 		due      <-chan time.Time // a resync is pending
 		running  = make(chan struct{}, 1)
+		batch    []string
 	)
 	for {
 		select {
 		case <-t.stop:
 			return // Close waits for a running resync (t.done)
 		case rk := <-t.queue:
-			t.recheck(rk)
+			// Take what else is queued, up to a batch: a write-back
+			// changes every key, and one round trip per key would hold
+			// the next revocation back for as many.
+			batch = append(batch[:0], rk)
+		more:
+			for len(batch) < recheckBatch {
+				select {
+				case rk := <-t.queue:
+					batch = append(batch, rk)
+				default:
+					break more
+				}
+			}
+			t.recheck(batch)
 		case <-t.resync:
 			if due == nil {
 				due = time.After(max(time.Until(lastSync.Add(minResyncGap)), 0))
@@ -609,50 +675,91 @@ func (t *Tier) work() {
 	}
 }
 
-// recheck brings the local entry behind rk, if any, in line with Redis
-// after rk changed: a tombstone evicts it (if it is not newer than the
-// revoked KS), another KS replaces it (another replica won the renewal, or
-// minted after a revocation).
+// recheck brings the local entries behind the Redis keys rks, if any, in
+// line with Redis after they changed, reading them in one round trip: a
+// tombstone evicts the entry (if it is not newer than the revoked KS), a
+// newer KS replaces it (another replica won the renewal), and so does
+// another KS expiring in the same second (the one minted after a
+// revocation whose tombstone this replica read too late).
 // A key that went (expired, deleted, evicted by maxmemory) is not written
 // back from here: under memory pressure each write-back would evict
 // another key and start another write-back. It comes back with the next
 // mint or renewal of that key, or with a resync.
-func (t *Tier) recheck(rk string) {
-	if rk == t.errKey {
-		t.loadSharedError(context.Background())
-		return
-	}
-	tag, ok := t.keys.tagOf(rk)
-	if !ok {
-		return
-	}
-	t.mu.Lock()
-	key, ok := t.index[tag]
-	t.mu.Unlock()
-	if !ok {
-		return
-	}
+func (t *Tier) recheck(rks []string) {
 	local := t.loc()
 	if local == nil {
 		return
 	}
-	cur, ok := local.Get(key)
-	if !ok || t.keys.Key([]byte(key)) != rk {
+	type held struct {
+		key string
+		cur cache.Entry
+	}
+	var (
+		read  []string
+		items []held
+		seen  = map[string]bool{}
+	)
+	for _, rk := range rks {
+		if seen[rk] {
+			continue
+		}
+		seen[rk] = true
+		if rk == t.errKey {
+			t.loadSharedError(context.Background())
+			continue
+		}
+		tag, ok := t.keys.tagOf(rk)
+		if !ok {
+			continue
+		}
+		t.mu.Lock()
+		ix, ok := t.index[tag]
+		t.mu.Unlock()
+		if !ok {
+			continue
+		}
+		key := ix.key
+		cur, ok := local.Get(key)
+		if !ok || t.keys.Key([]byte(key)) != rk {
+			continue
+		}
+		read = append(read, rk)
+		items = append(items, held{key, cur})
+	}
+	if len(read) == 0 {
 		return
 	}
-	ctx := context.Background()
-	v, found, err := t.read(ctx, rk)
-	switch {
-	case err != nil || !found:
-	case v.Tombstone:
-		if !cur.Expiry.After(v.Expiry) {
-			local.Evict(key, cur.KS)
+	vals, found, err := t.client.GetMany(context.Background(), read)
+	if err != nil {
+		return
+	}
+	for i, rk := range read {
+		if !found[i] {
+			continue
 		}
-	case v.KS != cur.KS && t.usable(rk, v, cur, false):
-		// The fleet's KS changed: adopt it even if it expires no later
-		// than ours, which may be the revoked one (a new KS minted in the
-		// same second as the revoked one has the same expiry).
-		local.Adopt(key, entryOf(v, cache.FromRemote))
+		v, err := t.keys.Open(rk, vals[i])
+		if err != nil {
+			continue // does not open: a miss
+		}
+		key, cur := items[i].key, items[i].cur
+		switch {
+		case v.Tombstone:
+			if !cur.Expiry.After(v.Expiry) {
+				local.Evict(key, cur.KS)
+			}
+		case t.usable(rk, v, cur, true):
+			// A KS expiring later: another replica won the renewal, or
+			// minted after a revocation.
+			local.Adopt(key, entryOf(v, cache.FromRemote))
+		case v.KS != cur.KS && v.Expiry.Equal(cur.Expiry) && t.usable(rk, v, cur, false):
+			// Another KS expiring in the same second: cur was revoked and
+			// its tombstone already replaced when this read came (a
+			// replica that hears or reads late), or Redis lost cur. Keeping
+			// cur would keep a revoked KS until it expires. An older KS
+			// (written back after a flush by a replica that held it) is
+			// not taken in place of a newer one.
+			local.Adopt(key, entryOf(v, cache.FromRemote))
+		}
 	}
 }
 
@@ -705,10 +812,10 @@ func (t *Tier) writeBack() {
 		}
 		rk, tag := t.keys.keyTag([]byte(key))
 		t.mu.Lock()
-		t.index[tag] = key
-		r, revoked := t.revoked[rk]
+		t.index[tag] = indexed{key, t.pruned}
+		revoked := t.isRevoked(rk, e.KS)
 		t.mu.Unlock()
-		if revoked && r.ks == e.KS {
+		if revoked {
 			return
 		}
 		batch = append(batch, t.item(rk, e))
@@ -723,7 +830,9 @@ func (t *Tier) writeBack() {
 }
 
 // prune forgets index entries whose local entry is gone, and revocations
-// whose KS has expired.
+// whose KS has expired. An index entry set since the last prune is kept: its
+// key may be minting, its entry not stored yet, and forgetting it would
+// leave that entry deaf to invalidations.
 func (t *Tier) prune() {
 	local := t.loc()
 	if local == nil {
@@ -732,14 +841,27 @@ func (t *Tier) prune() {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for tag, key := range t.index {
-		if _, ok := local.Get(key); !ok {
+	for tag, ix := range t.index {
+		if ix.pruned == t.pruned {
+			continue
+		}
+		if _, ok := local.Get(ix.key); !ok {
 			delete(t.index, tag)
 		}
 	}
-	for rk, r := range t.revoked {
-		if now.After(r.until) {
+	t.pruned++
+	for rk, l := range t.revoked {
+		kept := l[:0]
+		for _, r := range l {
+			if !now.After(r.until) {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) == 0 {
 			delete(t.revoked, rk)
+		} else {
+			clear(l[len(kept):])
+			t.revoked[rk] = kept
 		}
 	}
 }
