@@ -86,8 +86,8 @@ type Tier struct {
 	local  atomic.Pointer[localHolder]
 
 	mu      sync.Mutex
-	index   map[uint64]indexed        // tag of a Redis key -> local key of an entry this replica fetched
-	pruned  uint64                    // prunes so far (see prune)
+	index   map[uint64]string         // tag of a Redis key -> local key of an entry this replica fetched
+	suspect map[uint64]struct{}       // index entries whose local entry was missing at the last prune
 	waiters map[string]chan struct{}  // Redis key -> closed when it is invalidated
 	revoked map[string][]revocation   // Redis key -> the KSes this replica saw revoked there (see maxRevoked)
 	cfgErr  atomic.Pointer[sharedErr] // the fleet's configuration error, while it lasts
@@ -105,13 +105,6 @@ type localHolder struct{ Local }
 type sharedErr struct {
 	err   error
 	until time.Time
-}
-
-// indexed is an index entry: the local key, and the number of prunes when
-// it was last set.
-type indexed struct {
-	key    string
-	pruned uint64
 }
 
 type revocation struct {
@@ -176,7 +169,8 @@ func NewTier(cfg TierConfig) (*Tier, error) {
 	t := &Tier{
 		cfg:     cfg,
 		keys:    keys,
-		index:   map[uint64]indexed{},
+		index:   map[uint64]string{},
+		suspect: map[uint64]struct{}{},
 		waiters: map[string]chan struct{}{},
 		revoked: map[string][]revocation{},
 		queue:   make(chan string, queueLen),
@@ -296,7 +290,8 @@ func (t *Tier) read(ctx context.Context, rk string) (v Value, found bool, err er
 func (t *Tier) Mint(ctx context.Context, key string, mint func(context.Context) (cache.Entry, error)) (cache.Entry, error) {
 	rk, tag := t.keys.keyTag([]byte(key))
 	t.mu.Lock()
-	t.index[tag] = indexed{key, t.pruned}
+	t.index[tag] = key
+	delete(t.suspect, tag)
 	t.mu.Unlock()
 	cur, renewing := t.loc().Get(key)
 	if !t.available() {
@@ -713,12 +708,11 @@ func (t *Tier) recheck(rks []string) {
 			continue
 		}
 		t.mu.Lock()
-		ix, ok := t.index[tag]
+		key, ok := t.index[tag]
 		t.mu.Unlock()
 		if !ok {
 			continue
 		}
-		key := ix.key
 		cur, ok := local.Get(key)
 		if !ok || t.keys.Key([]byte(key)) != rk {
 			continue
@@ -812,7 +806,8 @@ func (t *Tier) writeBack() {
 		}
 		rk, tag := t.keys.keyTag([]byte(key))
 		t.mu.Lock()
-		t.index[tag] = indexed{key, t.pruned}
+		t.index[tag] = key
+		delete(t.suspect, tag)
 		revoked := t.isRevoked(rk, e.KS)
 		t.mu.Unlock()
 		if revoked {
@@ -829,10 +824,10 @@ func (t *Tier) writeBack() {
 	}
 }
 
-// prune forgets index entries whose local entry is gone, and revocations
-// whose KS has expired. An index entry set since the last prune is kept: its
-// key may be minting, its entry not stored yet, and forgetting it would
-// leave that entry deaf to invalidations.
+// prune forgets index entries whose local entry has been gone at two
+// prunes in a row, and revocations whose KS has expired. An entry missing
+// once may be minting, not stored yet: forgetting it would leave that
+// entry deaf to invalidations.
 func (t *Tier) prune() {
 	local := t.loc()
 	if local == nil {
@@ -841,15 +836,19 @@ func (t *Tier) prune() {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for tag, ix := range t.index {
-		if ix.pruned == t.pruned {
-			continue
-		}
-		if _, ok := local.Get(ix.key); !ok {
+	// An entry missing now may be minting (it is indexed before it is
+	// stored): it goes only if it was missing at the previous prune too,
+	// 30s before, longer than a mint lasts, and not indexed again since.
+	for tag, key := range t.index {
+		if _, ok := local.Get(key); ok {
+			delete(t.suspect, tag)
+		} else if _, was := t.suspect[tag]; was {
 			delete(t.index, tag)
+			delete(t.suspect, tag)
+		} else {
+			t.suspect[tag] = struct{}{}
 		}
 	}
-	t.pruned++
 	for rk, l := range t.revoked {
 		kept := l[:0]
 		for _, r := range l {
