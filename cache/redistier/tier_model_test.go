@@ -238,8 +238,8 @@ type world struct {
 	start time.Time
 
 	srv     *redistest.Server
-	slowNet *redistest.SlowProxy // every replica's link: the slow network
-	lagNets []*latencyProxy      // one per replica, in front of slowNet
+	slowNet *redistest.SlowProxy   // every replica's link: the slow network
+	lagNets []*redistest.SlowProxy // one per replica, in front of slowNet
 	reps    []*mrep
 	k       *kaltura
 	keys    *Keys
@@ -297,7 +297,7 @@ func runModel(t *testing.T, seed int64, steps int) {
 	w.srv = redistest.Start(t)
 	w.slowNet = redistest.StartSlowProxy(t, w.srv.Addr())
 	for i := range modelReplicas {
-		w.lagNets = append(w.lagNets, startLatencyProxy(t, w.slowNet.Addr()))
+		w.lagNets = append(w.lagNets, redistest.StartSlowProxy(t, w.slowNet.Addr()))
 		w.reps = append(w.reps, w.newRep(i))
 	}
 	w.lag, w.lagUntil = make([]time.Duration, modelReplicas), make([]time.Time, modelReplicas)

@@ -494,7 +494,7 @@ func TestTierRevocationOverOlderSharedKS(t *testing.T) {
 func TestTierRevocationAfterWriteBackBurst(t *testing.T) {
 	const users = 300
 	s := redistest.Start(t)
-	lag := startLatencyProxy(t, s.Addr())
+	lag := redistest.StartSlowProxy(t, s.Addr())
 	a := newReplica(t, s, nil)
 	b := newReplica(t, s, func(c *TierConfig) { c.Redis.Addresses = []string{lag.Addr()} })
 	m := &minter{}

@@ -322,11 +322,15 @@ func (c *conn) read() (reply, error) {
 	return reply{}, fmt.Errorf("redistest: unexpected reply %q", line)
 }
 
-// SlowProxy forwards TCP connections to a target, holding each chunk from
-// the target for the current delay: a slow network or a slow server.
+// SlowProxy forwards TCP connections to a target, slowing what comes back
+// from the target in two ways: each chunk is held for the current delay in
+// turn (SetDelay: a slow server, whose throughput falls with the delay),
+// and each is delivered the current latency after it arrived (SetLatency: a
+// long link, with no limit on throughput).
 type SlowProxy struct {
-	ln    net.Listener
-	delay atomic.Int64 // nanoseconds
+	ln      net.Listener
+	delay   atomic.Int64 // nanoseconds
+	latency atomic.Int64 // nanoseconds
 }
 
 // StartSlowProxy starts a proxy to target on a free 127.0.0.1 port, with no
@@ -367,7 +371,12 @@ func StartSlowProxy(t testing.TB, target string) *SlowProxy {
 			mu.Lock()
 			conns = append(conns, client, server)
 			mu.Unlock()
-			wg.Add(2)
+			type chunk struct {
+				due time.Time
+				b   []byte
+			}
+			chunks := make(chan chunk, 4096)
+			wg.Add(3)
 			go func() {
 				defer wg.Done()
 				io.Copy(server, client)
@@ -375,17 +384,28 @@ func StartSlowProxy(t testing.TB, target string) *SlowProxy {
 			}()
 			go func() {
 				defer wg.Done()
-				defer client.Close()
-				buf := make([]byte, 32<<10)
+				defer close(chunks)
 				for {
+					buf := make([]byte, 32<<10)
 					n, err := server.Read(buf)
 					if n > 0 {
-						time.Sleep(time.Duration(p.delay.Load()))
-						if _, err := client.Write(buf[:n]); err != nil {
-							return
-						}
+						chunks <- chunk{time.Now().Add(time.Duration(p.latency.Load())), buf[:n]}
 					}
 					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				defer client.Close()
+				for c := range chunks {
+					time.Sleep(time.Until(c.due))
+					time.Sleep(time.Duration(p.delay.Load()))
+					if _, err := client.Write(c.b); err != nil {
+						server.Close()
+						for range chunks {
+						}
 						return
 					}
 				}
@@ -400,3 +420,7 @@ func (p *SlowProxy) Addr() string { return p.ln.Addr().String() }
 
 // SetDelay sets how long each chunk from the target is held from now on.
 func (p *SlowProxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// SetLatency sets how long after it arrives each chunk from the target is
+// delivered, for the chunks that arrive from now on.
+func (p *SlowProxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
