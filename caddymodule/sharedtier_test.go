@@ -1,8 +1,18 @@
 package caddymodule
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +27,17 @@ import (
 // X-KS-Cache.
 func twoSidecars(t *testing.T, addr string) *env {
 	t.Helper()
+	return twoSidecarsWith(t, "redis {\n\t\t\taddress "+addr+"\n\t\t\tlock_lease 2s\n\t\t}")
+}
+
+// twoSidecarsWith is twoSidecars with the given redis block.
+func twoSidecarsWith(t *testing.T, redisBlock string) *env {
+	t.Helper()
 	e := &env{t: t, tc: newTester(t)}
 	e.emu, e.srv = newEmulator(t, nil)
 	site := ""
 	for i, p := range []string{"a", "b"} {
-		block := e.handlerBlock("max_sessions " + []string{"5000", "5001"}[i] + "\n\t\tredis {\n\t\t\taddress " + addr + "\n\t\t\tlock_lease 2s\n\t\t}")
+		block := e.handlerBlock("max_sessions " + []string{"5000", "5001"}[i] + "\n\t\t" + redisBlock)
 		site += "\n\thandle_path /" + p + "/* {\n\t\troute {\n\t\t" + block + "\n\t\theader X-KS-Cache {http.kaltura_ks.cache}\n\t\treverse_proxy " + e.srv.URL + "\n\t\t}\n\t}"
 	}
 	e.loadSite(site)
@@ -216,4 +232,78 @@ func TestSharedTierSurvivesReload(t *testing.T) {
 	if n := e.emu.Calls("apptoken", "startsession"); n != mints {
 		t.Fatalf("%d mints after a new block, want 0 (the KS is in Redis)", n-mints)
 	}
+}
+
+// TestSharedTierTLSAndACL: the redis block's TLS (a CA file, a server
+// name) and credentials (an ACL user, the password from {env.*}) reach a
+// real redis-server that accepts nothing else on that port, and the
+// password shows in no log.
+func TestSharedTierTLSAndACL(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := writeServerCert(t, dir, "redis.internal")
+	tlsPort := redistest.FreePort(t)
+	const password = "kks-redis-password-5e1f"
+	s := redistest.StartWith(t, "--tls-port", strconv.Itoa(tlsPort), "--tls-cert-file", cert, "--tls-key-file", key,
+		"--tls-ca-cert-file", ca, "--tls-auth-clients", "no", "--user", "kks", "on", ">"+password, "~*", "&*", "+@all")
+	t.Setenv("TEST_REDIS_PASSWORD", password)
+	e := twoSidecarsWith(t, "redis {\n\t\t\taddress 127.0.0.1:"+strconv.Itoa(tlsPort)+
+		"\n\t\t\tusername kks\n\t\t\tpassword {env.TEST_REDIS_PASSWORD}\n\t\t\ttls {\n\t\t\t\tca_file "+ca+
+		"\n\t\t\t\tserver_name redis.internal\n\t\t\t}\n\t\t}")
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		u := "tls-user-" + strconv.Itoa(i)
+		ra := e.send("GET", "/a/api_v3/service/baseEntry/action/list?format=1", "", "", u)
+		rb := e.send("GET", "/b/api_v3/service/baseEntry/action/list?format=1", "", "", u)
+		if ra.users() != u || rb.users() != u {
+			t.Fatalf("%s: users %q %q", u, ra.users(), rb.users())
+		}
+		if ra.header.Get("X-KS-Cache") == "miss" && rb.header.Get("X-KS-Cache") == "remote" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no sharing over TLS with the ACL user: a %q, b %q", ra.header.Get("X-KS-Cache"), rb.header.Get("X-KS-Cache"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out, _ := s.Do("ACL", "LOG"); strings.Contains(out, password) {
+		t.Fatal("the password is in Redis's ACL log")
+	}
+	for _, path := range []string{caddyLog, accessLog} {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), password) {
+			t.Fatalf("%s holds the Redis password", path)
+		}
+	}
+}
+
+// writeServerCert writes a CA and a server certificate for name (signed by
+// it) as PEM files in dir, and returns their paths: the CA, the
+// certificate, its key.
+func writeServerCert(t *testing.T, dir, name string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kks test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	write := func(name, typ string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("server.pem", "CERTIFICATE", der), write("server-key.pem", "EC PRIVATE KEY", keyDER)
 }

@@ -35,6 +35,8 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	exit chan struct{}
+
+	extra []string // more redis-server arguments (StartWith)
 }
 
 // Start starts a redis-server on a free 127.0.0.1 port and stops it when
@@ -42,6 +44,17 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := NewOnPort(t, FreePort(t))
+	s.Restart()
+	return s
+}
+
+// StartWith is Start with more redis-server arguments, e.g. a TLS port
+// (--tls-port, --tls-cert-file, ...) or an ACL user (--user). The plain
+// port stays open to the default user, for Do and Scan.
+func StartWith(t testing.TB, args ...string) *Server {
+	t.Helper()
+	s := NewOnPort(t, FreePort(t))
+	s.extra = args
 	s.Restart()
 	return s
 }
@@ -88,6 +101,7 @@ func (s *Server) Restart() {
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--enable-debug-command", "local",
 		"--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no")
+	cmd.Args = append(cmd.Args, s.extra...)
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
