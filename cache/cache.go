@@ -489,7 +489,7 @@ func (c *Cache) run(key string, cl *call, mint func(context.Context) (Entry, err
 // when e may no longer be served.
 func newItem(key string, e Entry, pol *Config, now time.Time) *item {
 	lifetime := e.Expiry.Sub(now)
-	guard := min(pol.Guard, lifetime/20)
+	guard := servedGuard(pol.Guard, lifetime)
 	before := min(pol.RefreshBefore, lifetime/4)
 	jitter := min(pol.Jitter, lifetime/8)
 	if jitter > 0 {
@@ -500,6 +500,17 @@ func newItem(key string, e Entry, pol *Config, now time.Time) *item {
 		return nil
 	}
 	return it
+}
+
+// servedGuard is how long before its expiry an entry with lifetime left
+// stops being served, under a cache whose Guard is guard.
+func servedGuard(guard, lifetime time.Duration) time.Duration { return min(guard, lifetime/20) }
+
+// TooShort reports whether e expires too soon to be cached at now by a
+// cache whose Guard is guard: the cache's Fetch would fail its mint with
+// ErrExpired.
+func TooShort(e Entry, guard time.Duration, now time.Time) bool {
+	return !now.Before(e.Expiry.Add(-servedGuard(guard, e.Expiry.Sub(now))))
 }
 
 // Adopt stores e for key in place of what the cache holds, unless that is

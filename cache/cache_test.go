@@ -485,3 +485,18 @@ func TestFreshNeverPastTheGuard(t *testing.T) {
 		t.Fatalf("Fresh served %q inside the guard", e.KS)
 	}
 }
+
+// TestTooShortIsFetchsErrExpired: TooShort says of an entry what a Fetch
+// that minted it would: ErrExpired exactly when it is too short.
+func TestTooShortIsFetchsErrExpired(t *testing.T) {
+	now := time.Now()
+	for _, life := range []time.Duration{-time.Second, 0, 10 * time.Millisecond, 2 * time.Second, time.Minute, time.Hour} {
+		e := Entry{KS: "ks", Expiry: now.Add(life)}
+		c := New(Config{Now: func() time.Time { return now }})
+		_, _, err := c.Fetch(context.Background(), "k", func(context.Context) (Entry, error) { return e, nil })
+		c.Close()
+		if got, want := TooShort(e, DefaultGuard, now), errors.Is(err, ErrExpired); got != want {
+			t.Errorf("lifetime %v: TooShort %v, Fetch's error %v", life, got, err)
+		}
+	}
+}

@@ -122,7 +122,8 @@ type Handler struct {
 	logger      *zap.Logger
 	debug       bool // logger takes debug entries
 	metrics     *metrics
-	logLimiter  *logLimiter // one log line per Kaltura error code per minute
+	mints       *mintCounters // the mints counters of this handler's partner
+	logLimiter  *logLimiter   // one log line per Kaltura error code per minute
 }
 
 // CaddyModule names the module, http.handlers.kaltura_ks, for Caddy's

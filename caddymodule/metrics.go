@@ -23,6 +23,8 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	sessionCalls *prometheus.CounterVec
 	sessionDur   *prometheus.HistogramVec
+	mints        *prometheus.CounterVec
+	caches       *cacheCollector
 	redis        redisMetrics
 }
 
@@ -65,12 +67,18 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 				Help:    "Duration of calls to Kaltura's session API.",
 				Buckets: prometheus.DefBuckets,
 			}, []string{"action"}),
-			redis: newRedisMetrics(ns, sub),
+			mints: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: ns, Subsystem: sub, Name: "mints_total",
+				Help: mintsHelp(),
+			}, []string{"partner", "result"}),
+			caches: newCacheCollector(ns, sub),
+			redis:  newRedisMetrics(ns, sub),
 		}
 	})
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		rm := theMetrics.redis
 		for _, c := range []prometheus.Collector{theMetrics.requests, theMetrics.sessionCalls, theMetrics.sessionDur,
+			theMetrics.mints, theMetrics.caches,
 			rm.ops, rm.opDur, rm.breakerOpen, rm.invalidations, rm.lockWaits, rm.writeBacks} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
@@ -265,4 +273,155 @@ func (m *metrics) observeSessionCall(action string, d time.Duration, err error) 
 	}
 	m.sessionCalls.WithLabelValues(action, label).Inc()
 	m.sessionDur.WithLabelValues(action).Observe(d.Seconds())
+}
+
+// mintResult is a value of the mints counter's result label: how one mint
+// of a user's KS by this replica ended (after its retries).
+type mintResult uint8
+
+const (
+	mintOK          mintResult = iota // a KS the cache can use
+	mintConfigError                   // Kaltura rejected the credentials, or the appToken does not fit (kaltura.KindConfig)
+	mintUnavailable                   // Kaltura could not be reached, timed out or answered garbage (kaltura.KindUnavailable)
+	mintRejected                      // Kaltura rejected the request for another reason (kaltura.KindRejected)
+	mintExpired                       // Kaltura returned a KS that expires too soon to be used (cache.ErrExpired)
+	numMintResults
+)
+
+var mintResultNames = [numMintResults]string{
+	mintOK:          "ok",
+	mintConfigError: "config_error",
+	mintUnavailable: "unavailable",
+	mintRejected:    "rejected",
+	mintExpired:     "expired",
+}
+
+func mintsHelp() string {
+	return "Mints of a user's KS by this replica (one per miss or renewal it minted itself, retries included), by partner (the handler's partner_id) and result (" +
+		strings.Join(mintResultNames[:], ", ") + ")."
+}
+
+// classifyMint is the result of a mint that returned e and err at now.
+func classifyMint(e cache.Entry, err error, now time.Time) mintResult {
+	if err == nil {
+		// The handler leaves the cache's guard at its default.
+		if cache.TooShort(e, cache.DefaultGuard, now) {
+			return mintExpired
+		}
+		return mintOK
+	}
+	var se *kaltura.SessionError
+	if errors.As(err, &se) {
+		switch se.Kind {
+		case kaltura.KindConfig:
+			return mintConfigError
+		case kaltura.KindRejected:
+			return mintRejected
+		}
+	}
+	// Timeouts, cancellations and anything unsorted: Kaltura did not give
+	// a KS in time.
+	return mintUnavailable
+}
+
+// mintCounters are one handler's mints counters, by result, made when it
+// is provisioned: a mint hashes no labels.
+type mintCounters [numMintResults]prometheus.Counter
+
+func (m *metrics) mintCounters(partner string) *mintCounters {
+	var mc mintCounters
+	for r, name := range mintResultNames {
+		mc[r] = m.mints.WithLabelValues(partner, name)
+	}
+	return &mc
+}
+
+// cacheCollector reports the KS caches' state, summed by partner over the
+// caches alive in sessionPool: their entries (a gauge), and the renewals
+// they started and the entries they evicted to make room (counters, which
+// keep what caches since destroyed counted). Nothing is counted on the
+// request path: a scrape reads the caches' own counters.
+type cacheCollector struct {
+	entries, renewals, evictions *prometheus.Desc
+
+	mu      sync.Mutex
+	live    map[*sharedState]struct{}
+	retired map[string]*[2]int64 // by partner: renewals, evictions of destroyed caches
+}
+
+func newCacheCollector(ns, sub string) *cacheCollector {
+	partner := []string{"partner"}
+	return &cacheCollector{
+		entries: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "cached_sessions"),
+			"KSes in the caches, by partner (the handler's partner_id): one per user and privileges, until it expires or is evicted.", partner, nil),
+		renewals: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "renewals_total"),
+			"Background renewals the caches started (a cached KS within refresh_before of its expiry was used), by partner.", partner, nil),
+		evictions: prometheus.NewDesc(prometheus.BuildFQName(ns, sub, "evictions_total"),
+			"Cached KSes dropped to make room (the cache held max_sessions), by partner.", partner, nil),
+		live:    map[*sharedState]struct{}{},
+		retired: map[string]*[2]int64{},
+	}
+}
+
+// add starts reporting s's cache.
+func (cc *cacheCollector) add(s *sharedState) {
+	cc.mu.Lock()
+	cc.live[s] = struct{}{}
+	cc.mu.Unlock()
+}
+
+// retire stops reporting s's cache, keeping its counts.
+func (cc *cacheCollector) retire(s *sharedState) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if _, ok := cc.live[s]; !ok {
+		return
+	}
+	delete(cc.live, s)
+	r := cc.retired[s.partner]
+	if r == nil {
+		r = new([2]int64)
+		cc.retired[s.partner] = r
+	}
+	r[0] += s.cache.Refreshes()
+	r[1] += s.cache.Evictions()
+}
+
+func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cc.entries
+	ch <- cc.renewals
+	ch <- cc.evictions
+}
+
+func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	type sums struct{ entries, renewals, evictions int64 }
+	by := map[string]*sums{}
+	get := func(p string) *sums {
+		if by[p] == nil {
+			by[p] = &sums{}
+		}
+		return by[p]
+	}
+	cc.mu.Lock()
+	for p, r := range cc.retired {
+		s := get(p)
+		s.renewals += r[0]
+		s.evictions += r[1]
+	}
+	live := map[string]bool{}
+	for st := range cc.live {
+		s := get(st.partner)
+		s.entries += int64(st.cache.Len())
+		s.renewals += st.cache.Refreshes()
+		s.evictions += st.cache.Evictions()
+		live[st.partner] = true
+	}
+	cc.mu.Unlock()
+	for p, s := range by {
+		if live[p] {
+			ch <- prometheus.MustNewConstMetric(cc.entries, prometheus.GaugeValue, float64(s.entries), p)
+		}
+		ch <- prometheus.MustNewConstMetric(cc.renewals, prometheus.CounterValue, float64(s.renewals), p)
+		ch <- prometheus.MustNewConstMetric(cc.evictions, prometheus.CounterValue, float64(s.evictions), p)
+	}
 }

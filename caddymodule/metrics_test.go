@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
 )
 
@@ -19,6 +21,26 @@ func TestRequestsHelpListsEveryLabelValue(t *testing.T) {
 	for r, name := range resultNames {
 		if name == "" || !strings.Contains(help, name) {
 			t.Errorf("help lacks result %d (%q): %s", r, name, help)
+		}
+	}
+}
+
+// TestNewMetricsHelpListsEveryLabelValue: the help of the mints counter
+// names every result, and those of the caches' metrics their label.
+func TestNewMetricsHelpListsEveryLabelValue(t *testing.T) {
+	help := mintsHelp()
+	for r, name := range mintResultNames {
+		if name == "" || !strings.Contains(help, name) {
+			t.Errorf("mints help lacks result %d (%q): %s", r, name, help)
+		}
+	}
+	if !strings.Contains(help, "partner") {
+		t.Errorf("mints help does not explain the partner label: %s", help)
+	}
+	cc := newCacheCollector("caddy", "kaltura_ks")
+	for _, d := range []*prometheus.Desc{cc.entries, cc.renewals, cc.evictions} {
+		if !strings.Contains(d.String(), "partner") || !strings.Contains(d.String(), "by partner") {
+			t.Errorf("help does not explain the partner label: %s", d)
 		}
 	}
 }

@@ -60,7 +60,11 @@ func (s *ksSource) revoke(ctx context.Context, kbuf []byte, e cache.Entry) {
 // which the cache calls on a miss or a renewal.
 func (h *Handler) minter(user, privileges string) func(context.Context) (cache.Entry, error) {
 	req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
-	return func(ctx context.Context) (cache.Entry, error) { return h.mint(ctx, req) }
+	return func(ctx context.Context) (cache.Entry, error) {
+		e, err := h.mint(ctx, req)
+		h.mints[classifyMint(e, err, now())].Inc()
+		return e, err
+	}
 }
 
 // mint obtains a session, retrying temporary failures with exponential

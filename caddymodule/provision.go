@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
@@ -46,6 +47,11 @@ const (
 	DefaultRetryAfter = 5 * time.Second
 )
 
+// adminSessionWarning is logged when a handler is provisioned with
+// session_type admin.
+const adminSessionWarning = "session_type admin: every authenticated user gets a partner-wide admin KS through this proxy, " +
+	"with full read and write access to all of the partner's content; use it only if that is intended"
+
 // Provision readies h for requests: it resolves the global placeholders,
 // fills in the defaults, checks the result (Validate), and builds the
 // session client and the KS cache. It makes no network call: Kaltura is
@@ -69,6 +75,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.ServiceURL = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(h.ServiceURL, "/"), "/api_v3"), "/")
 	h.sessionType, _ = parseSessionType(h.SessionType)
+	if h.sessionType == kaltura.SessionAdmin {
+		h.logger.Warn(adminSessionWarning, zap.String("partner_id", h.PartnerID))
+	}
 	h.privDynamic = strings.Contains(h.Privileges, "{")
 	h.userKey, h.userHeader = userPlaceholder(h.UserID)
 	return h.build(ctx)
@@ -376,6 +385,7 @@ func hasSpaceOrControl(s string) bool {
 // service URL and cache settings.
 func (h *Handler) build(ctx caddy.Context) error {
 	h.metrics = registerMetrics(ctx, h.logger)
+	h.mints = h.metrics.mintCounters(h.PartnerID)
 	h.logLimiter = &logLimiter{interval: time.Minute, last: map[string]time.Time{}}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64

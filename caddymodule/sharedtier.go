@@ -19,6 +19,11 @@ import (
 type sharedState struct {
 	cache *cache.Cache
 	tier  *redistier.Tier // nil without a redis block
+	// partner is the partner_id of the configs using it: the metrics'
+	// partner label.
+	partner string
+	// stats reports the cache in the metrics until Destruct.
+	stats *cacheCollector
 	// logger is the latest config's: the tier logs its state changes with
 	// it, not with the logger of the config that created the tier.
 	logger atomic.Pointer[zap.Logger]
@@ -27,6 +32,7 @@ type sharedState struct {
 // Destruct stops the shared tier and the cache's janitor when the last
 // config using them is gone.
 func (s *sharedState) Destruct() error {
+	s.stats.retire(s)
 	if s.tier != nil {
 		s.tier.Close()
 	}
@@ -40,9 +46,10 @@ func (s *sharedState) log() *zap.Logger { return s.logger.Load() }
 // Nothing here touches the network: the Redis client connects in the
 // background, and until it does every miss mints locally.
 func (h *Handler) newSharedState(cfg cache.Config) (*sharedState, error) {
-	s := &sharedState{cache: cache.New(cfg)}
+	s := &sharedState{cache: cache.New(cfg), partner: h.PartnerID, stats: h.metrics.caches}
 	s.logger.Store(h.logger)
 	if h.Redis == nil {
+		s.stats.add(s)
 		return s, nil
 	}
 	rc := h.Redis.clientConfig()
@@ -92,6 +99,7 @@ func (h *Handler) newSharedState(cfg cache.Config) (*sharedState, error) {
 		return nil, err
 	}
 	s.tier = tier
+	s.stats.add(s)
 	return s, nil
 }
 
