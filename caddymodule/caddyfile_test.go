@@ -95,10 +95,11 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	if h == nil {
 		t.Fatalf("no kaltura_ks handler in %s", out)
 	}
+	// Only the required fields are set (service_url is the default,
+	// through {$KALTURA_SERVICE_URL}); every optional one is commented.
 	want := map[string]any{
-		"partner_id": "{env.KALTURA_PARTNER_ID}", "app_token_id": "{env.KALTURA_APP_TOKEN_ID}",
-		"app_token": "{env.KALTURA_APP_TOKEN}", "hash_type": "SHA256", "user_id": "{http.request.header.X-User-Id}",
-		"privileges": "sview:*", "session_type": "user", "expiry": float64(86400e9), "widget_id": "_12345",
+		"handler": "kaltura_ks", "partner_id": "{env.KALTURA_PARTNER_ID}", "app_token_id": "{env.KALTURA_APP_TOKEN_ID}",
+		"app_token": "{env.KALTURA_APP_TOKEN}", "user_id": "{http.request.header.X-User-Id}",
 		"service_url": "https://www.kaltura.com",
 	}
 	for k, v := range want {
@@ -106,8 +107,15 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, h[k], v)
 		}
 	}
-	if strings.Join(order, ",") != "kaltura_ks,reverse_proxy" {
-		t.Errorf("handler order %v", order)
+	for k, v := range h {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s = %v is set; the example sets only the required fields", k, v)
+		}
+	}
+	// forward_auth (a reverse_proxy to the auth service) decides the user
+	// before kaltura_ks runs.
+	if strings.Join(order, ",") != "reverse_proxy,kaltura_ks,reverse_proxy" {
+		t.Errorf("handler order %v, want forward_auth's reverse_proxy, kaltura_ks, reverse_proxy", order)
 	}
 	// Without the order line, the registered default order applies.
 	noOrder := strings.Replace(string(b), "order kaltura_ks before reverse_proxy", "", 1)
