@@ -78,7 +78,7 @@ func BenchmarkMemoryPerUserShared(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for deadline := time.Now().Add(10 * time.Second); !tier.Client().Connected(); time.Sleep(10 * time.Millisecond) {
+			for deadline := time.Now().Add(10 * time.Second); !tier.client.Connected(); time.Sleep(10 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					b.Fatal("the tier did not connect to Redis")
 				}

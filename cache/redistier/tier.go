@@ -217,9 +217,6 @@ func (t *Tier) loc() Local {
 	return nil
 }
 
-// Client returns the tier's Redis client.
-func (t *Tier) Client() *Client { return t.client }
-
 // Close stops the worker and closes the client.
 func (t *Tier) Close() {
 	t.closed.Do(func() {
