@@ -10,8 +10,6 @@ package cache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -262,40 +260,6 @@ func (c *Cache) dropExpired() {
 
 // Close stops the janitor. The cache stays usable.
 func (c *Cache) Close() { c.stopOnce.Do(func() { close(c.stop) }) }
-
-// Key derives a fixed-size cache key from the parts that decide which KS a
-// request gets. It is a hash: no secret or user id is readable in it.
-func Key(parts ...string) string {
-	var buf [512]byte // on the stack for the usual sizes
-	b := buf[:0]
-	for _, p := range parts {
-		b = append(b, p...)
-		b = append(b, 0)
-	}
-	sum := sha256.Sum256(b)
-	return string(sum[:])
-}
-
-// maxRawUser is the most bytes of user id and privileges that
-// AppendUserKey keeps as they are; longer ones are hashed, so a key stays
-// short.
-const maxRawUser = 64
-
-// AppendUserKey appends to dst the key of a user's entry: prefix (a Key of
-// everything else that decides the KS), then the user id and privileges.
-// Short ones are kept as they are, behind the user id's length, which is
-// cheaper than hashing them; longer ones are hashed with the prefix into a
-// Key. The two kinds never meet: a Key has 32 bytes, a kept one more.
-// Either way, what is secret stays hidden in prefix.
-func AppendUserKey(dst []byte, prefix, user, privileges string) []byte {
-	if len(prefix) != sha256.Size || len(user)+len(privileges) > maxRawUser {
-		return append(dst, Key(prefix, user, privileges)...)
-	}
-	dst = append(dst, prefix...)
-	dst = binary.AppendUvarint(dst, uint64(len(user)))
-	dst = append(dst, user...)
-	return append(dst, privileges...)
-}
 
 // FreshBytes is Fresh for a key in a byte slice, which it neither keeps
 // nor copies.
@@ -598,7 +562,7 @@ func (c *Cache) drop(it *item) {
 	c.c.Delete(it.key)
 }
 
-// Delete forgets key's entry (after a session.end) and returns it.
+// Delete forgets key's entry (after a session.end, or a purge) and returns it.
 func (c *Cache) Delete(key string) (Entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -608,6 +572,25 @@ func (c *Cache) Delete(key string) (Entry, bool) {
 	}
 	c.drop(v.(*item))
 	return v.(*item).Entry, true
+}
+
+// Purge forgets every entry whose key match accepts (a user's, or all)
+// and returns them by key. A mint in flight goes on: what it stores
+// afterwards stays. match must not call the cache.
+func (c *Cache) Purge(match func(key string) bool) map[string]Entry {
+	var keys []string
+	c.Range(func(key string, _ Entry) {
+		if match(key) {
+			keys = append(keys, key)
+		}
+	})
+	out := make(map[string]Entry, len(keys))
+	for _, k := range keys {
+		if e, ok := c.Delete(k); ok {
+			out[k] = e
+		}
+	}
+	return out
 }
 
 // Evict forgets key's entry if it still holds ks: Kaltura said ks is no

@@ -426,8 +426,11 @@ func TestUserKeys(t *testing.T) {
 			if strings.Contains(k, "secret") || strings.Contains(k, "kaltura") {
 				t.Fatalf("key %q shows the prefix's parts", k)
 			}
-			if hashed := len(u)+len(p) > maxRawUser; hashed != (len(k) == 32) {
+			if hashed := len(u)+len(p) > maxRawUser; hashed != (len(k) == 32+UserTagLen+1+32) {
 				t.Fatalf("user %q privileges %q: key of %d bytes", u, p, len(k))
+			}
+			if tag, ok := KeyUserTag(k); !ok || tag != UserTag(u) {
+				t.Fatalf("user %q privileges %q: key tagged %x, %v", u, p, tag, ok)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,8 @@ type metrics struct {
 	sessionCalls *prometheus.CounterVec
 	sessionDur   *prometheus.HistogramVec
 	mints        *prometheus.CounterVec
+	purges       *prometheus.CounterVec
+	purged       *prometheus.CounterVec
 	caches       *cacheCollector
 	redis        redisMetrics
 }
@@ -40,7 +43,7 @@ type redisMetrics struct {
 
 // Label values of the shared tier's metrics, listed in their Help.
 var (
-	redisOps          = []string{"get", "set", "del", "claim", "claim_over", "lock", "extend", "release", "store", "swap", "writeback", "ping"}
+	redisOps          = []string{"get", "set", "del", "claim", "claim_over", "lock", "extend", "release", "store", "swap", "writeback", "ping", "scan"}
 	redisResults      = []string{"ok", "error", "timeout", "unavailable"}
 	redisLockOutcomes = []string{"adopted", "acquired", "config_error", "fallback", "timeout"}
 )
@@ -60,7 +63,7 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 			}, []string{"class", "result"}),
 			sessionCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: ns, Subsystem: sub, Name: "session_calls_total",
-				Help: "Calls to Kaltura's session API, by action and result (ok or the error code).",
+				Help: "Calls to Kaltura's session API, by action (startWidgetSession, startSession; end: a purge with end=1) and result (ok, error, or the error code: " + strings.Join(sortedCodes(), ", ") + ").",
 			}, []string{"action", "result"}),
 			sessionDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 				Namespace: ns, Subsystem: sub, Name: "session_call_duration_seconds",
@@ -71,6 +74,14 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 				Namespace: ns, Subsystem: sub, Name: "mints_total",
 				Help: mintsHelp(),
 			}, []string{"partner", "result"}),
+			purges: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: ns, Subsystem: sub, Name: "purges_total",
+				Help: "Purges applied to a cache through the admin API, by partner, scope (user, all) and origin (admin: this replica's admin API; fleet: another replica's, heard through Redis).",
+			}, []string{"partner", "scope", "origin"}),
+			purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: ns, Subsystem: sub, Name: "purged_sessions_total",
+				Help: "KSes the purges dropped from this replica's caches, by partner and origin (admin, fleet).",
+			}, []string{"partner", "origin"}),
 			caches: newCacheCollector(ns, sub),
 			redis:  newRedisMetrics(ns, sub),
 		}
@@ -78,7 +89,7 @@ func registerMetrics(ctx caddy.Context, logger *zap.Logger) *metrics {
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		rm := theMetrics.redis
 		for _, c := range []prometheus.Collector{theMetrics.requests, theMetrics.sessionCalls, theMetrics.sessionDur,
-			theMetrics.mints, theMetrics.caches,
+			theMetrics.mints, theMetrics.purges, theMetrics.purged, theMetrics.caches,
 			rm.ops, rm.opDur, rm.breakerOpen, rm.invalidations, rm.lockWaits, rm.writeBacks} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
@@ -252,6 +263,16 @@ func (m *metrics) request(class kaltura.Class, r result) {
 	c := m.requests.WithLabelValues(class.String(), resultNames[r])
 	slot.Store(&c)
 	c.Inc()
+}
+
+// sortedCodes lists knownCodes in order, for the Help text.
+func sortedCodes() []string {
+	codes := make([]string, 0, len(knownCodes))
+	for c := range knownCodes {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	return codes
 }
 
 // knownCodes bounds the session calls counter's result label.

@@ -62,7 +62,9 @@ func (h *Handler) minter(user, privileges string) func(context.Context) (cache.E
 	req := kaltura.SessionRequest{UserID: user, Type: h.sessionType, Expiry: time.Duration(h.Expiry), Privileges: privileges}
 	return func(ctx context.Context) (cache.Entry, error) {
 		e, err := h.mint(ctx, req)
-		h.mints[classifyMint(e, err, now())].Inc()
+		r := classifyMint(e, err, now())
+		h.mints[r].Inc()
+		h.shared.counts.mints[r].Add(1)
 		return e, err
 	}
 }

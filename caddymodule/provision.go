@@ -80,7 +80,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.privDynamic = strings.Contains(h.Privileges, "{")
 	h.userKey, h.userHeader = userPlaceholder(h.UserID)
-	return h.build(ctx)
+	if err := h.build(ctx); err != nil {
+		return err
+	}
+	registerHandler(h)
+	return nil
 }
 
 // resolve replaces the global placeholders ({env.*}, {file.*}) in the
@@ -449,6 +453,7 @@ func (h *Handler) cacheConfig() cache.Config {
 
 // Cleanup releases this config's reference to the shared KS cache.
 func (h *Handler) Cleanup() error {
+	unregisterHandler(h)
 	if h.poolKey != "" {
 		_, err := sessionPool.Delete(h.poolKey)
 		return err

@@ -22,6 +22,15 @@ type sharedState struct {
 	// partner is the partner_id of the configs using it: the metrics'
 	// partner label.
 	partner string
+	// id names it in the admin API: the start of its sessionPool key.
+	id string
+	// client ends sessions for the admin API's purges: the client of the
+	// config that made it (every config using it has the same credentials
+	// and service URL).
+	client *kaltura.Client
+	// counts is what the admin API reports of it.
+	counts  cacheCounts
+	metrics *metrics
 	// stats reports the cache in the metrics until Destruct.
 	stats *cacheCollector
 	// logger is the latest config's: the tier logs its state changes with
@@ -46,7 +55,7 @@ func (s *sharedState) log() *zap.Logger { return s.logger.Load() }
 // Nothing here touches the network: the Redis client connects in the
 // background, and until it does every miss mints locally.
 func (h *Handler) newSharedState(cfg cache.Config) (*sharedState, error) {
-	s := &sharedState{cache: cache.New(cfg), partner: h.PartnerID, stats: h.metrics.caches}
+	s := &sharedState{cache: cache.New(cfg), partner: h.PartnerID, id: h.poolKey[:cacheIDLen], client: h.client, stats: h.metrics.caches, metrics: h.metrics}
 	s.logger.Store(h.logger)
 	if h.Redis == nil {
 		s.stats.add(s)
@@ -85,6 +94,7 @@ func (h *Handler) newSharedState(cfg cache.Config) (*sharedState, error) {
 		},
 		ErrorFromShared: configErrorFromShared,
 		OnLockWait:      m.redisLockWait,
+		OnPurge:         s.heardPurge,
 		OnInvalidations: m.redisInvalidations,
 		OnWriteBack: func(n int) {
 			m.redisWriteBack(n)

@@ -400,3 +400,17 @@ func redactAPIError(e *APIError, ks string) {
 		e.Args[k] = Redact(v, ks)
 	}
 }
+
+// EndSession ends ks at Kaltura (session.end, sent with ks), so that
+// Kaltura refuses it from then on, wherever a copy of it went. A KS
+// Kaltura no longer accepts (INVALID_KS: ended or expired already) counts
+// as ended.
+func (c *Client) EndSession(ctx context.Context, ks string) error {
+	var out any
+	err := c.call(ctx, "session", "end", map[string]any{"ks": ks, "format": 1}, ks, &out)
+	var se *SessionError
+	if errors.As(err, &se) && se.Code == "INVALID_KS" {
+		return nil
+	}
+	return err
+}

@@ -442,3 +442,38 @@ func wrap(op string, err error) error {
 	}
 	return fmt.Errorf("redistier: %s: %w", op, err)
 }
+
+// scanPage is how many keys one SCAN step asks for.
+const scanPage = 1000
+
+// Scan calls fn with the keys matching pattern, a page at a time, on
+// every node (each node of a Cluster). A key may be given more than once;
+// keys written meanwhile may be missed. Each step is one command under the
+// per-command timeout.
+func (c *Client) Scan(ctx context.Context, pattern string, fn func(keys []string)) error {
+	p := c.rc.Load()
+	if p == nil {
+		return ErrUnavailable
+	}
+	for _, node := range (*p).Nodes() {
+		var cursor uint64
+		for {
+			var e rueidis.ScanEntry
+			err := c.call(ctx, "scan", func(ctx context.Context, _ rueidis.Client) error {
+				var err error
+				e, err = node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(scanPage).Build()).AsScanEntry()
+				return err
+			})
+			if err != nil {
+				return wrap("SCAN", err)
+			}
+			if len(e.Elements) > 0 {
+				fn(e.Elements)
+			}
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}

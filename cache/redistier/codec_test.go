@@ -152,7 +152,9 @@ func TestOpenRefusesUnknownVersion(t *testing.T) {
 	// version or flag this reader does not know, or an inconsistent value.
 	for name, plain := range map[string][]byte{
 		"inner version":  append([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
-		"unknown flag":   append([]byte{1, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
+		"unknown flag":   append([]byte{1, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
+		"purge and tomb": append([]byte{1, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
+		"purge, no text": {1, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0},
 		"tomb and error": append([]byte{1, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0}, "ks"...),
 		"error, no text": {1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0},
 		"live, no KS":    {1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},

@@ -13,6 +13,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
+
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/cache"
 )
 
 // MinSecretLen is the shortest secret NewKeys accepts.
@@ -34,7 +36,18 @@ const (
 	// configErrorLabel is what the configuration error key is an HMAC of.
 	// A cache key equal to it is harmless: the suffix keeps the keys apart.
 	configErrorLabel = "caddy-kaltura-ks fleet configuration error v1"
+	// purgeSuffix follows the purge records' hash tag (purgeLabel's HMAC);
+	// then the purged user's segment, or purgeAll.
+	purgeSuffix = ":purge:"
+	purgeLabel  = "caddy-kaltura-ks fleet purge v1"
+	purgeAll    = "all"
+	// userLabel starts what a user segment is an HMAC of.
+	userLabel = "caddy-kaltura-ks user v1\x00"
 )
+
+// userSegLen is the length of a user segment: 8 bytes of HMAC in
+// unpadded base64url.
+const userSegLen = 11
 
 // Keys holds the two keys a shared tier needs, both derived from one secret:
 // an HMAC key that names entries in Redis and an AES-256-GCM key that seals
@@ -98,7 +111,28 @@ func (k *Keys) hashTag(b []byte) (string, uint64) {
 // keyTag is Key(cacheKey) and its tag.
 func (k *Keys) keyTag(cacheKey []byte) (string, uint64) {
 	h, tag := k.hashTag(cacheKey)
-	return k.prefix + "{" + h + "}", tag
+	return k.prefix + k.userSeg(cacheKey) + "{" + h + "}", tag
+}
+
+// userSeg is the user segment of cacheKey's Redis key: a keyed hash of
+// the user tag the cache key carries (cache.KeyUserTag; tag 0 for a key
+// without one). Every key of one user has the same segment, so a purge
+// finds them all with one SCAN pattern; without the secret the segment
+// says nothing of the user, and cannot be tested against a guessed id.
+func (k *Keys) userSeg(cacheKey []byte) string {
+	tag, _ := cache.KeyUserTag(string(cacheKey))
+	return k.userSegOf(tag)
+}
+
+// userSegOf is the user segment of the user whose tag is tag.
+func (k *Keys) userSegOf(tag uint64) string {
+	var b [len(userLabel) + 8]byte
+	copy(b[:], userLabel)
+	binary.BigEndian.PutUint64(b[len(userLabel):], tag)
+	h := hmac.New(sha256.New, k.mac)
+	h.Write(b[:])
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:8])
 }
 
 // tagOf returns the tag of an entry's Redis key or of its lock's key; ok
@@ -109,7 +143,11 @@ func (k *Keys) tagOf(redisKey string) (tag uint64, ok bool) {
 		return 0, false
 	}
 	rest = strings.TrimSuffix(rest, lockSuffix)
-	if len(rest) != 2+base64.RawURLEncoding.EncodedLen(sha256.Size) || rest[0] != '{' || rest[len(rest)-1] != '}' {
+	if len(rest) != userSegLen+2+base64.RawURLEncoding.EncodedLen(sha256.Size) {
+		return 0, false
+	}
+	rest = rest[userSegLen:]
+	if rest[0] != '{' || rest[len(rest)-1] != '}' {
 		return 0, false
 	}
 	rest = rest[1 : len(rest)-1]
@@ -121,14 +159,15 @@ func (k *Keys) tagOf(redisKey string) (tag uint64, ok bool) {
 }
 
 // Key is the Redis key of the entry for cacheKey (the in-process cache's
-// key: user id, privileges, ...): the prefix followed by a keyed hash of
-// cacheKey in braces. Without the secret, nobody can tell whose entry it
-// is, nor test a guessed user id against it. It is deterministic, so every
-// replica with the same secret and prefix finds the same entry. The braces
-// are a Redis Cluster hash tag: an entry and its lock live in one slot, so
-// one script may touch both.
+// key: user id, privileges, ...): the prefix, the user segment (userSeg),
+// then a keyed hash of cacheKey in braces. Without the secret, nobody can
+// tell whose entry it is, nor test a guessed user id against it. It is
+// deterministic, so every replica with the same secret and prefix finds
+// the same entry. The braces are a Redis Cluster hash tag: an entry and
+// its lock live in one slot, so one script may touch both.
 func (k *Keys) Key(cacheKey []byte) string {
-	return k.prefix + "{" + k.hash(cacheKey) + "}"
+	rk, _ := k.keyTag(cacheKey)
+	return rk
 }
 
 // LockKey is the Redis key of the mint lock for cacheKey: Key(cacheKey)
@@ -144,4 +183,41 @@ func (k *Keys) LockKey(cacheKey []byte) string {
 // sharing one Redis and prefix never read each other's error.
 func (k *Keys) ConfigErrorKey() string {
 	return k.prefix + "{" + k.hash([]byte(configErrorLabel)) + "}" + configErrorSuffix
+}
+
+// purgeBase starts every purge record's key: the fleet's purge hash tag,
+// derived from the HMAC key like ConfigErrorKey.
+func (k *Keys) purgeBase() string {
+	return k.prefix + "{" + k.hash([]byte(purgeLabel)) + "}" + purgeSuffix
+}
+
+// PurgeKey is the Redis key of the purge record of the user whose tag is
+// tag, or of everything when all is set: writing it tells every replica
+// to forget its copies.
+func (k *Keys) PurgeKey(tag uint64, all bool) string {
+	if all {
+		return k.purgeBase() + purgeAll
+	}
+	return k.purgeBase() + k.userSegOf(tag)
+}
+
+// UserPattern is the SCAN pattern of the entries (and locks) of the user
+// whose tag is tag; all entries' when all is set.
+func (k *Keys) UserPattern(tag uint64, all bool) string {
+	if all {
+		return escapeGlob(k.prefix) + "*"
+	}
+	return escapeGlob(k.prefix+k.userSegOf(tag)) + "{*"
+}
+
+// escapeGlob escapes the characters SCAN's MATCH gives a meaning to.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\^`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

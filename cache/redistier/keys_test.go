@@ -40,8 +40,8 @@ func TestKeyDeterministicAndDistinct(t *testing.T) {
 	if k1 != a.Key(u1) || k1 != a2.Key(u1) {
 		t.Fatal("Key is not deterministic")
 	}
-	if !strings.HasPrefix(k1, "kks:{") || !strings.HasSuffix(k1, "}") || len(k1) != len("kks:")+45 {
-		t.Fatalf("Key = %q: want prefix + 43 base64url characters in braces (a hash tag)", k1)
+	if !strings.HasPrefix(k1, "kks:") || k1[len("kks:")+userSegLen] != '{' || !strings.HasSuffix(k1, "}") || len(k1) != len("kks:")+userSegLen+45 {
+		t.Fatalf("Key = %q: want prefix + user segment + 43 base64url characters in braces (a hash tag)", k1)
 	}
 	if strings.ContainsAny(k1[len("kks:"):], ":=+/") {
 		t.Fatalf("Key hash has a character outside unpadded base64url: %q", k1)

@@ -70,6 +70,10 @@ type TierConfig struct {
 	// OnInvalidations, when not nil, counts the server's invalidations:
 	// keys, or all for "any key may have changed".
 	OnInvalidations func(keys int, all bool)
+	// OnPurge, when not nil, is told of another replica's Purge: the
+	// caller forgets its local copies of the user whose tag is tag, or of
+	// everything when all is set.
+	OnPurge func(tag uint64, all bool)
 	// OnWriteBack, when not nil, is told how many local entries a resync
 	// wrote back after Redis lost them (a flush, a restart).
 	OnWriteBack func(stored int)
@@ -92,6 +96,8 @@ type Tier struct {
 	revoked map[string][]revocation   // Redis key -> the KSes this replica saw revoked there (see maxRevoked)
 	cfgErr  atomic.Pointer[sharedErr] // the fleet's configuration error, while it lasts
 	errKey  string                    // where it is shared: Keys.ConfigErrorKey
+	// purgeBase starts the purge records' keys (Keys.PurgeKey).
+	purgeBase string
 
 	queue  chan string
 	resync chan struct{}
@@ -177,6 +183,8 @@ func NewTier(cfg TierConfig) (*Tier, error) {
 		resync:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		errKey:  keys.ConfigErrorKey(),
+
+		purgeBase: keys.purgeBase(),
 	}
 	if cfg.Local != nil {
 		t.SetLocal(cfg.Local)
@@ -224,6 +232,18 @@ func (t *Tier) Close() {
 		t.done.Wait()
 		t.client.Close()
 	})
+}
+
+// State says how the tier stands with Redis: connecting (no connection
+// yet), failing (the breaker is open) or connected.
+func (t *Tier) State() string {
+	switch {
+	case !t.client.Connected():
+		return "connecting"
+	case t.client.BreakerOpen():
+		return "failing"
+	}
+	return "connected"
 }
 
 // available reports whether Redis may be asked now: connected, breaker
@@ -687,9 +707,10 @@ func (t *Tier) recheck(rks []string) {
 		cur cache.Entry
 	}
 	var (
-		read  []string
-		items []held
-		seen  = map[string]bool{}
+		read   []string
+		items  []held
+		purges []string
+		seen   = map[string]bool{}
 	)
 	for _, rk := range rks {
 		if seen[rk] {
@@ -698,6 +719,10 @@ func (t *Tier) recheck(rks []string) {
 		seen[rk] = true
 		if rk == t.errKey {
 			t.loadSharedError(context.Background())
+			continue
+		}
+		if t.isPurgeKey(rk) {
+			purges = append(purges, rk)
 			continue
 		}
 		tag, ok := t.keys.tagOf(rk)
@@ -717,6 +742,7 @@ func (t *Tier) recheck(rks []string) {
 		read = append(read, rk)
 		items = append(items, held{key, cur})
 	}
+	t.heardPurges(purges)
 	if len(read) == 0 {
 		return
 	}

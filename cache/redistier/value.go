@@ -28,12 +28,17 @@ type Value struct {
 	// then holds the caller's encoding of the error (not a KS), and Expiry
 	// is when it stops being shared. Only ConfigErrorKey holds one.
 	Error bool
+	// Purge marks a purge record: KS then holds the purged user's tag
+	// (8 bytes, big-endian) or "all", and Expiry is when the record goes.
+	// Only a PurgeKey holds one.
+	Purge bool
 }
 
 // Plaintext layout, version 1:
 //
 //	0      version (1)
-//	1      flags: bit 0 tombstone, bit 1 error; other bits must be zero
+//	1      flags: bit 0 tombstone, bit 1 error, bit 2 purge; at most one
+//	       is set, other bits must be zero
 //	2..9   expiry, Unix seconds, int64 big-endian
 //	10     forms
 //	11..   KS bytes (none for a tombstone; at least one otherwise)
@@ -42,6 +47,7 @@ const (
 	plainHeader   = 11
 	flagTombstone = 1 << 0
 	flagError     = 1 << 1
+	flagPurge     = 1 << 2
 )
 
 // plainLen is the length of v's encoding.
@@ -59,6 +65,8 @@ func appendPlain(dst []byte, v Value) []byte {
 		flags |= flagTombstone
 	} else if v.Error {
 		flags |= flagError
+	} else if v.Purge {
+		flags |= flagPurge
 	}
 	dst = append(dst, plainVersion, flags)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(v.Expiry.Unix()))
@@ -73,7 +81,12 @@ func appendPlain(dst []byte, v Value) []byte {
 // with a KS and a live value without one. Only authenticated plaintext
 // reaches it, so a refusal means a bug or a newer writer, never an attack.
 func parsePlain(p []byte) (Value, bool) {
-	if len(p) < plainHeader || p[0] != plainVersion || p[1]&^(flagTombstone|flagError) != 0 || p[1] == flagTombstone|flagError {
+	if len(p) < plainHeader || p[0] != plainVersion {
+		return Value{}, false
+	}
+	switch p[1] {
+	case 0, flagTombstone, flagError, flagPurge:
+	default:
 		return Value{}, false
 	}
 	v := Value{
@@ -81,6 +94,7 @@ func parsePlain(p []byte) (Value, bool) {
 		Forms:     p[10],
 		Tombstone: p[1]&flagTombstone != 0,
 		Error:     p[1]&flagError != 0,
+		Purge:     p[1]&flagPurge != 0,
 	}
 	ks := p[plainHeader:]
 	if v.Tombstone != (len(ks) == 0) {
