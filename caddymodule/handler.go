@@ -114,6 +114,7 @@ type Handler struct {
 	unresolved  map[string]error // by field: why its placeholders could not be resolved
 	sessionType int              // kaltura.SessionUser or kaltura.SessionAdmin
 	client      *kaltura.Client  // calls Kaltura's session API
+	transport   *http.Transport  // client's, whose idle connections Cleanup closes
 	shared      *sharedState     // the KS cache, kept across reloads of the same identity
 	poolKey     string           // shared's key in sessionPool
 	keyPrefix   string           // starts every cache key: identity, session type and expiry, hashed

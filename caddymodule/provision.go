@@ -407,6 +407,7 @@ func (h *Handler) build(ctx caddy.Context) error {
 	h.logLimiter = &logLimiter{interval: time.Minute, last: map[string]time.Time{}}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64
+	h.transport = transport
 	h.client = kaltura.NewClient(kaltura.ClientConfig{
 		ServiceURL: h.ServiceURL,
 		PartnerID:  h.PartnerID,
@@ -469,8 +470,14 @@ func (h *Handler) cacheConfig() cache.Config {
 	}
 }
 
-// Cleanup releases this config's reference to the shared KS cache.
+// Cleanup closes the idle connections of the session client, which would
+// otherwise outlive the config (a reload builds a new client), and releases
+// this config's reference to the shared KS cache. A renewal still running
+// with this client opens a new connection.
 func (h *Handler) Cleanup() error {
+	if h.transport != nil {
+		h.transport.CloseIdleConnections()
+	}
 	if h.poolKey != "" {
 		_, err := sessionPool.Delete(h.poolKey)
 		return err

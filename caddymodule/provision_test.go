@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -287,6 +289,70 @@ func TestProvisionSessionRetries(t *testing.T) {
 		}
 		if got := calls.Load(); got != tc.want {
 			t.Errorf("session_retries %s: %d session calls, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestProvisionCleanupClosesIdleConnections: Cleanup closes the session
+// client's idle keep-alive connections, which a reload would otherwise
+// leave open.
+func TestProvisionCleanupClosesIdleConnections(t *testing.T) {
+	const widget = "_wcleanup"
+	emu := kalturatest.New(kalturatest.Config{
+		PartnerID: testPID,
+		AppTokens: []kalturatest.AppToken{{ID: testTokenID, Token: testToken, HashType: "SHA256", SessionPrivileges: "sview:*"}},
+		WidgetIDs: []string{widget},
+	})
+	var mu sync.Mutex
+	conns := map[net.Conn]http.ConnState{}
+	srv := httptest.NewUnstartedServer(emu)
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		conns[c] = s
+		mu.Unlock()
+	}
+	srv.Start()
+	defer srv.Close()
+	open := func() (idle, other int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range conns {
+			switch s {
+			case http.StateIdle:
+				idle++
+			case http.StateClosed, http.StateHijacked:
+			default:
+				other++
+			}
+		}
+		return idle, other
+	}
+
+	h := &Handler{ServiceURL: srv.URL, PartnerID: "123", AppTokenID: testTokenID, AppToken: testToken, HashType: "SHA256",
+		WidgetID: widget, UserID: "{http.request.header.X-User-Id}"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.mint(context.Background(), kaltura.SessionRequest{UserID: "alice", Type: kaltura.SessionUser, Expiry: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	// The server marks the connection idle once it has written the
+	// response; wait for that.
+	waitFor(t, "an idle keep-alive connection", func() bool { idle, other := open(); return idle > 0 && other == 0 })
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every connection closed", func() bool { idle, other := open(); return idle == 0 && other == 0 })
+}
+
+// waitFor polls cond until it holds, failing the test after 5s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }
