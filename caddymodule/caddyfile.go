@@ -39,10 +39,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		expiry             <duration>             # default 24h
 //		widget_id          <id>                   # default _<partner_id>
 //		refresh_before     <duration>             # default 5m
-//		refresh_jitter     <duration>             # default refresh_before/2; -1 for none
+//		refresh_jitter     <duration>             # default refresh_before/2; 0 for none
 //		session_timeout    <duration>             # default 5s
 //		mint_timeout       <duration>             # default 15s
-//		session_retries    <n>                    # default 2; -1 for none
+//		session_retries    <n>                    # default 2; 0 for none
 //		failure_backoff    <duration>             # default 2s
 //		config_error_backoff <duration>           # default 10s
 //		max_sessions       <n>                    # default 100000
@@ -128,6 +128,14 @@ func (h *Handler) setField(name, val string) error {
 		return parseCount(dst, name, val)
 	}
 	switch name {
+	case "refresh_jitter":
+		d, err := parseJitter(val)
+		h.RefreshJitter = d
+		return err
+	case "session_retries":
+		n, err := parseRetries(val)
+		h.SessionRetries = n
+		return err
 	case "session_type":
 		// No placeholders here: the value is checked as it is.
 		h.SessionType = strings.ToLower(val)
@@ -165,7 +173,7 @@ func (h *Handler) textField(name string) *string {
 // another name.
 func (h *Handler) durationField(name string) *caddy.Duration {
 	return map[string]*caddy.Duration{
-		"expiry": &h.Expiry, "refresh_before": &h.RefreshBefore, "refresh_jitter": &h.RefreshJitter,
+		"expiry": &h.Expiry, "refresh_before": &h.RefreshBefore,
 		"session_timeout": &h.SessionTimeout, "mint_timeout": &h.MintTimeout,
 		"failure_backoff": &h.FailureBackoff, "config_error_backoff": &h.ConfigErrorBackoff,
 	}[name]
@@ -174,16 +182,11 @@ func (h *Handler) durationField(name string) *caddy.Duration {
 // countField is the field a whole-number subdirective sets, nil for
 // another name.
 func (h *Handler) countField(name string) *int {
-	return map[string]*int{"max_sessions": &h.MaxSessions, "max_user_id_length": &h.MaxUserIDLength, "session_retries": &h.SessionRetries}[name]
+	return map[string]*int{"max_sessions": &h.MaxSessions, "max_user_id_length": &h.MaxUserIDLength}[name]
 }
 
-// parseDuration parses a positive duration into *dst; refresh_jitter also
-// takes -1 (none).
+// parseDuration parses a positive duration into *dst.
 func parseDuration(dst *caddy.Duration, name, val string) error {
-	if name == "refresh_jitter" && val == "-1" {
-		*dst = -1
-		return nil
-	}
 	dur, err := caddy.ParseDuration(val)
 	if err != nil {
 		return fmt.Errorf("%s: invalid duration %q: %v", name, val, err)
@@ -195,19 +198,44 @@ func parseDuration(dst *caddy.Duration, name, val string) error {
 	return nil
 }
 
-// parseCount parses a positive whole number into *dst; session_retries
-// also takes -1 (none).
+// parseCount parses a positive whole number into *dst.
 func parseCount(dst *int, name, val string) error {
-	if name == "session_retries" && val == "-1" {
-		*dst = -1
-		return nil
-	}
 	n, err := strconv.Atoi(val)
 	if err != nil || n <= 0 {
 		return fmt.Errorf("%s: must be a positive integer, got %q", name, val)
 	}
 	*dst = n
 	return nil
+}
+
+// parseJitter parses refresh_jitter: a duration, 0 (or 0s) for none. -1,
+// the deprecated spelling of none, is read as 0.
+func parseJitter(val string) (*caddy.Duration, error) {
+	if val == "-1" {
+		val = "0"
+	}
+	dur, err := caddy.ParseDuration(val)
+	if err != nil {
+		return nil, fmt.Errorf("refresh_jitter: invalid duration %q: %v", val, err)
+	}
+	if dur < 0 {
+		return nil, fmt.Errorf("refresh_jitter: must not be negative (0 for none), got %q", val)
+	}
+	d := caddy.Duration(dur)
+	return &d, nil
+}
+
+// parseRetries parses session_retries: 0 (none) to 10. -1, the deprecated
+// spelling of none, is read as 0.
+func parseRetries(val string) (*int, error) {
+	n, err := strconv.Atoi(val)
+	if n == -1 {
+		n = 0
+	}
+	if err != nil || n < 0 || n > 10 {
+		return nil, fmt.Errorf("session_retries: must be a whole number from 0 (none) to 10, got %q", val)
+	}
+	return &n, nil
 }
 
 // parseSize parses a size such as 10MiB, at most 1 TiB.

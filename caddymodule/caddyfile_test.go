@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -121,5 +122,102 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	noOrder := strings.Replace(string(b), "order kaltura_ks before reverse_proxy", "", 1)
 	if _, err := adapt(noOrder); err != nil {
 		t.Fatalf("without order: %v", err)
+	}
+}
+
+// adaptedHandler adapts a site with block and returns its kaltura_ks
+// handler's JSON.
+func adaptedHandler(t *testing.T, block string) map[string]any {
+	t.Helper()
+	out, err := adapt(site(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var find func(v any) map[string]any
+	find = func(v any) map[string]any {
+		switch v := v.(type) {
+		case map[string]any:
+			if v["handler"] == "kaltura_ks" {
+				return v
+			}
+			for _, x := range v {
+				if h := find(x); h != nil {
+					return h
+				}
+			}
+		case []any:
+			for _, x := range v {
+				if h := find(x); h != nil {
+					return h
+				}
+			}
+		}
+		return nil
+	}
+	h := find(cfg)
+	if h == nil {
+		t.Fatalf("no kaltura_ks handler in %s", out)
+	}
+	return h
+}
+
+// TestCaddyfileZeroMeansNone: session_retries 0 and refresh_jitter 0 (or
+// 0s) adapt to 0, present in the JSON, and provision to no retries and no
+// jitter; absent, the JSON has neither and the defaults apply. -1, the old
+// spelling of none, still adapts, to 0.
+func TestCaddyfileZeroMeansNone(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra    string
+		present        bool
+		retries        int
+		jitter, cacheJ time.Duration
+	}{
+		{"zero", "\tsession_retries 0\n\trefresh_jitter 0\n", true, 0, 0, -1},
+		{"zero seconds", "\tsession_retries 0\n\trefresh_jitter 0s\n", true, 0, 0, -1},
+		{"deprecated -1", "\tsession_retries -1\n\trefresh_jitter -1\n", true, 0, 0, -1},
+		{"absent", "", false, DefaultSessionRetries, DefaultRefreshBefore / 2, DefaultRefreshBefore / 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := adaptedHandler(t, minimalBlock+tc.extra)
+			for _, field := range []string{"session_retries", "refresh_jitter"} {
+				v, ok := m[field]
+				if ok != tc.present || (ok && v != float64(0)) {
+					t.Errorf("%s = %v (present %v) in the JSON", field, v, ok)
+				}
+			}
+			b, _ := json.Marshal(m)
+			h := new(Handler)
+			if err := json.Unmarshal(b, h); err != nil {
+				t.Fatal(err)
+			}
+			if err := provisioned(t, h); err != nil {
+				t.Fatal(err)
+			}
+			if *h.SessionRetries != tc.retries || time.Duration(*h.RefreshJitter) != tc.jitter {
+				t.Errorf("provisioned session_retries %d, refresh_jitter %v; want %d, %v", *h.SessionRetries, time.Duration(*h.RefreshJitter), tc.retries, tc.jitter)
+			}
+			if got := h.cacheConfig().Jitter; got != tc.cacheJ {
+				t.Errorf("the cache's jitter is %v, want %v", got, tc.cacheJ)
+			}
+		})
+	}
+	// Other negatives are refused, naming the field; the other durations
+	// and counts still refuse 0.
+	for extra, want := range map[string]string{
+		"\tsession_retries -2\n": `session_retries: must be a whole number from 0 (none) to 10, got "-2"`,
+		"\tsession_retries 11\n": `session_retries: must be a whole number from 0 (none) to 10, got "11"`,
+		"\tsession_retries x\n":  `session_retries: must be a whole number from 0 (none) to 10, got "x"`,
+		"\trefresh_jitter -2\n":  `refresh_jitter: invalid duration "-2"`,
+		"\trefresh_jitter -1s\n": `refresh_jitter: must not be negative (0 for none), got "-1s"`,
+		"\trefresh_before 0\n":   `refresh_before: must be positive, got "0"`,
+		"\tmax_sessions 0\n":     `max_sessions: must be a positive integer, got "0"`,
+	} {
+		if _, err := adapt(site(minimalBlock + extra)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", extra, err, want)
+		}
 	}
 }

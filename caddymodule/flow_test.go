@@ -217,7 +217,7 @@ func TestKSReusedUntilShortlyBeforeExpiry(t *testing.T) {
 	f := clk.Now
 	clock.Store(&f)
 	t.Cleanup(func() { clock.Store(nil) })
-	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter -1")
+	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter 0")
 	mints := 0
 	var log []string
 	used := func() string {

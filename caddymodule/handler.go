@@ -71,9 +71,9 @@ type Handler struct {
 	// (1/20 of its lifetime, if shorter), never after. Default 5m.
 	RefreshBefore caddy.Duration `json:"refresh_before,omitempty"`
 	// Renewals start up to this much earlier still, at random, so that
-	// users minted together do not renew together. Default refresh_before/2;
-	// -1 for none.
-	RefreshJitter caddy.Duration `json:"refresh_jitter,omitempty"`
+	// users minted together do not renew together. Absent: refresh_before/2;
+	// 0 for none (-1, deprecated, also means none).
+	RefreshJitter *caddy.Duration `json:"refresh_jitter,omitempty"`
 	// Timeout of one call to Kaltura's session API. Default 5s.
 	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
 	// Most time a request waits for a KS to be minted, retries included;
@@ -81,8 +81,9 @@ type Handler struct {
 	MintTimeout caddy.Duration `json:"mint_timeout,omitempty"`
 	// Retries of a session call that failed for a temporary reason
 	// (network, timeout, 5xx, garbage), with exponential backoff and jitter
-	// inside mint_timeout. Default 2; -1 for none.
-	SessionRetries int `json:"session_retries,omitempty"`
+	// inside mint_timeout. Absent: 2; 0 for none (-1, deprecated, also
+	// means none).
+	SessionRetries *int `json:"session_retries,omitempty"`
 	// After a mint fails for a temporary reason, requests for the same user
 	// get the error without a new attempt for this long. Default 2s.
 	FailureBackoff caddy.Duration `json:"failure_backoff,omitempty"`
@@ -113,6 +114,7 @@ type Handler struct {
 	unresolved  map[string]error // by field: why its placeholders could not be resolved
 	sessionType int              // kaltura.SessionUser or kaltura.SessionAdmin
 	client      *kaltura.Client  // calls Kaltura's session API
+	transport   *http.Transport  // client's, whose idle connections Cleanup closes
 	shared      *sharedState     // the KS cache, kept across reloads of the same identity
 	poolKey     string           // shared's key in sessionPool
 	keyPrefix   string           // starts every cache key: identity, session type and expiry, hashed

@@ -82,7 +82,7 @@ func (h *Handler) mint(ctx context.Context, req kaltura.SessionRequest) (cache.E
 			return cache.Entry{KS: s.KS, Expiry: s.Expiry, Forms: uint8(kaltura.CheckKS(s.KS))}, nil
 		}
 		var se *kaltura.SessionError
-		if !errors.As(err, &se) || !se.Temporary() || attempt >= h.SessionRetries {
+		if !errors.As(err, &se) || !se.Temporary() || attempt >= *h.SessionRetries {
 			return cache.Entry{}, err
 		}
 		wait := backoff/2 + rand.N(backoff)

@@ -59,7 +59,7 @@ func TestOperatorMetrics(t *testing.T) {
 		block := strings.Replace(e.handlerBlock(extra), fmt.Sprintf("partner_id   %d", testPID), fmt.Sprintf("partner_id   %d", pid), 1)
 		e.loadSite(block + "\n\treverse_proxy " + e.srv.URL)
 	}
-	settings := "max_sessions 2\n\t\texpiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter -1\n\t\tsession_retries -1"
+	settings := "max_sessions 2\n\t\texpiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter 0\n\t\tsession_retries 0"
 	load(settings)
 	get := func(user string) response {
 		t.Helper()

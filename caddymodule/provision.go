@@ -150,19 +150,20 @@ func (h *Handler) unresolvable(field string, err error) {
 }
 
 // fillDefaults gives every field left empty (after resolving) or zero its
-// default.
+// default; refresh_jitter and session_retries, where 0 means none, take
+// theirs only when absent.
 func (h *Handler) fillDefaults() {
 	orDefault(&h.HashType, DefaultHashType)
 	orDefault(&h.SessionType, DefaultSessionType)
 	orDefault(&h.WidgetID, "_"+h.PartnerID)
 	orDefault(&h.Expiry, caddy.Duration(DefaultExpiry))
 	orDefault(&h.RefreshBefore, caddy.Duration(DefaultRefreshBefore))
-	orDefault(&h.RefreshJitter, h.RefreshBefore/2)
+	h.RefreshJitter = orDefaultOrNone(h.RefreshJitter, h.RefreshBefore/2)
 	orDefault(&h.SessionTimeout, caddy.Duration(DefaultSessionTimeout))
 	orDefault(&h.MintTimeout, caddy.Duration(DefaultMintTimeout))
 	orDefault(&h.FailureBackoff, caddy.Duration(DefaultFailureBackoff))
 	orDefault(&h.ConfigErrorBackoff, caddy.Duration(DefaultConfigBackoff))
-	orDefault(&h.SessionRetries, DefaultSessionRetries)
+	h.SessionRetries = orDefaultOrNone(h.SessionRetries, DefaultSessionRetries)
 	orDefault(&h.MaxInspectSize, DefaultMaxInspectSize)
 	orDefault(&h.MaxSessions, DefaultMaxSessions)
 	orDefault(&h.MaxBodySize, DefaultMaxBodySize)
@@ -175,6 +176,21 @@ func orDefault[T comparable](v *T, def T) {
 	if *v == zero {
 		*v = def
 	}
+}
+
+// orDefaultOrNone is the value of a field where 0 means none: def when it
+// is absent (nil), 0 when it is -1 (the deprecated spelling of none), else
+// its own. It returns a new pointer: the config's is not written through.
+func orDefaultOrNone[T ~int | ~int64](v *T, def T) *T {
+	switch {
+	case v == nil:
+		return &def
+	case *v == -1:
+		var none T
+		return &none
+	}
+	own := *v
+	return &own
 }
 
 // Validate checks a provisioned handler's settings, field by field in a
@@ -285,8 +301,9 @@ func (h *Handler) validateTimingsAndLimits() error {
 		return fmt.Errorf("expiry: must be at least 1s, got %s", time.Duration(h.Expiry))
 	case h.RefreshBefore < 0:
 		return errors.New("refresh_before: must not be negative")
-	case h.RefreshJitter < -1:
-		return errors.New("refresh_jitter: must not be negative (-1 for none)")
+	case h.RefreshJitter != nil && *h.RefreshJitter < -1:
+		// -1 (deprecated: none) is 0 once provisioned.
+		return errors.New("refresh_jitter: must not be negative (0 for none)")
 	}
 	if err := firstNegative([]namedValue{
 		{"session_timeout", int64(h.SessionTimeout)},
@@ -296,8 +313,9 @@ func (h *Handler) validateTimingsAndLimits() error {
 	}); err != nil {
 		return err
 	}
-	if h.SessionRetries < -1 || h.SessionRetries > 10 {
-		return errors.New("session_retries: must be between 0 and 10 (-1 for none)")
+	if n := h.SessionRetries; n != nil && (*n < -1 || *n > 10) {
+		// -1 (deprecated: none) is 0 once provisioned.
+		return fmt.Errorf("session_retries: must be between 0 (none) and 10, got %d", *n)
 	}
 	return firstNegative([]namedValue{
 		{"max_inspect_size", int64(h.MaxInspectSize)},
@@ -393,6 +411,7 @@ func (h *Handler) build(ctx caddy.Context) error {
 	h.logLimiter = &logLimiter{interval: time.Minute, last: map[string]time.Time{}}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64
+	h.transport = transport
 	h.client = kaltura.NewClient(kaltura.ClientConfig{
 		ServiceURL: h.ServiceURL,
 		PartnerID:  h.PartnerID,
@@ -438,22 +457,32 @@ func (h *Handler) build(ctx caddy.Context) error {
 }
 
 // cacheConfig is the configuration of the KS cache. Each field the handler
-// has a setting for comes from h; Guard and CleanupInterval, which it has
-// none for, keep the cache's defaults (30s, 1m).
+// has a setting for comes from h, provisioned; Guard and CleanupInterval,
+// which it has none for, keep the cache's defaults (30s, 1m).
 func (h *Handler) cacheConfig() cache.Config {
+	jitter := time.Duration(*h.RefreshJitter)
+	if jitter == 0 {
+		jitter = -1 // none: the cache's 0 is its own default
+	}
 	return cache.Config{
 		MaxEntries:    h.MaxSessions,
 		RefreshBefore: time.Duration(h.RefreshBefore),
-		Jitter:        time.Duration(h.RefreshJitter),
+		Jitter:        jitter,
 		MintTimeout:   time.Duration(h.MintTimeout),
 		Errors:        h.errorPolicy,
 		Now:           now,
 	}
 }
 
-// Cleanup releases this config's reference to the shared KS cache.
+// Cleanup closes the idle connections of the session client, which would
+// otherwise outlive the config (a reload builds a new client), and releases
+// this config's reference to the shared KS cache. A renewal still running
+// with this client opens a new connection.
 func (h *Handler) Cleanup() error {
 	unregisterHandler(h)
+	if h.transport != nil {
+		h.transport.CloseIdleConnections()
+	}
 	if h.poolKey != "" {
 		_, err := sessionPool.Delete(h.poolKey)
 		return err

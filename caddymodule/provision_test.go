@@ -2,16 +2,24 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura"
 	"github.com/caddy-kaltura-ks/caddy-kaltura-ks/kaltura/kalturatest"
 )
 
@@ -145,10 +153,10 @@ func TestProvisionFillsDefaults(t *testing.T) {
 		{"widget_id", h.WidgetID, "_123"},
 		{"expiry", time.Duration(h.Expiry), DefaultExpiry},
 		{"refresh_before", time.Duration(h.RefreshBefore), DefaultRefreshBefore},
-		{"refresh_jitter", time.Duration(h.RefreshJitter), DefaultRefreshBefore / 2},
+		{"refresh_jitter", time.Duration(*h.RefreshJitter), DefaultRefreshBefore / 2},
 		{"session_timeout", time.Duration(h.SessionTimeout), DefaultSessionTimeout},
 		{"mint_timeout", time.Duration(h.MintTimeout), DefaultMintTimeout},
-		{"session_retries", h.SessionRetries, DefaultSessionRetries},
+		{"session_retries", *h.SessionRetries, DefaultSessionRetries},
 		{"failure_backoff", time.Duration(h.FailureBackoff), DefaultFailureBackoff},
 		{"config_error_backoff", time.Duration(h.ConfigErrorBackoff), DefaultConfigBackoff},
 		{"max_inspect_size", h.MaxInspectSize, DefaultMaxInspectSize},
@@ -195,6 +203,156 @@ func TestUnresolvedFieldReportedInItsTurn(t *testing.T) {
 			HashType: "{http.request.uri}", UserID: "{http.request.header.X-User-Id}"}
 		if err := provisioned(t, h); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Fatalf("partner_id %s: error %v, want %q", partnerID, err, want)
+		}
+	}
+}
+
+// TestProvisionZeroMeansNone: in the JSON config, refresh_jitter and
+// session_retries 0 mean none, absent means the default, and -1 (the old
+// spelling of none) still loads as none; other negatives are refused.
+func TestProvisionZeroMeansNone(t *testing.T) {
+	load := func(extra string) (*Handler, error) {
+		t.Helper()
+		h := new(Handler)
+		cfg := `{"partner_id": "123", "app_token_id": "` + testTokenID + `", "app_token": "{env.TEST_KALTURA_APP_TOKEN}",
+			"user_id": "{http.request.header.X-User-Id}"` + extra + `}`
+		if err := json.Unmarshal([]byte(cfg), h); err != nil {
+			t.Fatal(err)
+		}
+		return h, provisioned(t, h)
+	}
+	for _, tc := range []struct {
+		name, extra    string
+		retries        int
+		jitter, cacheJ time.Duration
+	}{
+		{"absent", "", DefaultSessionRetries, DefaultRefreshBefore / 2, DefaultRefreshBefore / 2},
+		{"zero", `, "session_retries": 0, "refresh_jitter": 0`, 0, 0, -1},
+		{"zero string", `, "refresh_jitter": "0s"`, DefaultSessionRetries, 0, -1},
+		{"deprecated -1", `, "session_retries": -1, "refresh_jitter": -1`, 0, 0, -1},
+		{"set", `, "session_retries": 5, "refresh_jitter": "1m"`, 5, time.Minute, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := load(tc.extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *h.SessionRetries != tc.retries || time.Duration(*h.RefreshJitter) != tc.jitter {
+				t.Errorf("session_retries %d, refresh_jitter %v; want %d, %v", *h.SessionRetries, time.Duration(*h.RefreshJitter), tc.retries, tc.jitter)
+			}
+			// The cache's none is negative; its 0 is its own default.
+			if got := h.cacheConfig().Jitter; got != tc.cacheJ {
+				t.Errorf("the cache's jitter is %v, want %v", got, tc.cacheJ)
+			}
+			if err := h.Validate(); err != nil {
+				t.Errorf("Validate after Provision: %v", err)
+			}
+		})
+	}
+	for extra, want := range map[string]string{
+		`, "session_retries": -2`:   "session_retries: must be between 0 (none) and 10, got -2",
+		`, "session_retries": 11`:   "session_retries: must be between 0 (none) and 10, got 11",
+		`, "refresh_jitter": "-1s"`: "refresh_jitter: must not be negative (0 for none)",
+	} {
+		if _, err := load(extra); err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", extra, err, want)
+		}
+	}
+}
+
+// TestProvisionSessionRetries: with session_retries 0 a session call that
+// fails for a temporary reason is attempted exactly once; by default, it
+// is retried twice.
+func TestProvisionSessionRetries(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	zero, deprecated := 0, -1
+	for _, tc := range []struct {
+		name    string
+		retries *int
+		want    int32
+	}{{"0", &zero, 1}, {"-1", &deprecated, 1}, {"absent", nil, 1 + DefaultSessionRetries}} {
+		h := &Handler{ServiceURL: srv.URL, PartnerID: "123", AppTokenID: testTokenID, AppToken: testToken,
+			UserID: "{http.request.header.X-User-Id}", SessionRetries: tc.retries, SessionTimeout: caddy.Duration(time.Second)}
+		if err := provisioned(t, h); err != nil {
+			t.Fatal(err)
+		}
+		calls.Store(0)
+		_, err := h.mint(context.Background(), kaltura.SessionRequest{UserID: "alice", Type: kaltura.SessionUser, Expiry: time.Hour})
+		var se *kaltura.SessionError
+		if !errors.As(err, &se) || !se.Temporary() {
+			t.Fatalf("session_retries %s: error %v, want a temporary session error", tc.name, err)
+		}
+		if got := calls.Load(); got != tc.want {
+			t.Errorf("session_retries %s: %d session calls, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestProvisionCleanupClosesIdleConnections: Cleanup closes the session
+// client's idle keep-alive connections, which a reload would otherwise
+// leave open.
+func TestProvisionCleanupClosesIdleConnections(t *testing.T) {
+	const widget = "_wcleanup"
+	emu := kalturatest.New(kalturatest.Config{
+		PartnerID: testPID,
+		AppTokens: []kalturatest.AppToken{{ID: testTokenID, Token: testToken, HashType: "SHA256", SessionPrivileges: "sview:*"}},
+		WidgetIDs: []string{widget},
+	})
+	var mu sync.Mutex
+	conns := map[net.Conn]http.ConnState{}
+	srv := httptest.NewUnstartedServer(emu)
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		conns[c] = s
+		mu.Unlock()
+	}
+	srv.Start()
+	defer srv.Close()
+	open := func() (idle, other int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range conns {
+			switch s {
+			case http.StateIdle:
+				idle++
+			case http.StateClosed, http.StateHijacked:
+			default:
+				other++
+			}
+		}
+		return idle, other
+	}
+
+	h := &Handler{ServiceURL: srv.URL, PartnerID: "123", AppTokenID: testTokenID, AppToken: testToken, HashType: "SHA256",
+		WidgetID: widget, UserID: "{http.request.header.X-User-Id}"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.mint(context.Background(), kaltura.SessionRequest{UserID: "alice", Type: kaltura.SessionUser, Expiry: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	// The server marks the connection idle once it has written the
+	// response; wait for that.
+	waitFor(t, "an idle keep-alive connection", func() bool { idle, other := open(); return idle > 0 && other == 0 })
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every connection closed", func() bool { idle, other := open(); return idle == 0 && other == 0 })
+}
+
+// waitFor polls cond until it holds, failing the test after 5s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

@@ -222,7 +222,7 @@ func TestRenewalFailureUsesOldKSUntilExpiry(t *testing.T) {
 	f := clk.Now
 	clock.Store(&f)
 	t.Cleanup(func() { clock.Store(nil) })
-	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter -1\n\t\tsession_timeout 300ms\n\t\tmint_timeout 1s")
+	e := newEnv(t, func(c *kalturatest.Config) { c.Now = clk.Now }, "expiry 1h\n\t\trefresh_before 5m\n\t\trefresh_jitter 0\n\t\tsession_timeout 300ms\n\t\tmint_timeout 1s")
 	r := apiGet(e, "alice")
 	if r.users() != "alice" {
 		t.Fatalf("first request: %q %s", r.users(), r.body)
@@ -415,7 +415,7 @@ func TestKSEchoRedacted(t *testing.T) {
 // paths: the status, X-Kaltura-Ks-Proxy-Error and Retry-After), never
 // Kaltura's error about a KS it did not send.
 func TestRetryWithoutMintAnswersOwnError(t *testing.T) {
-	e := newEnv(t, nil, "session_timeout 300ms\n\t\tmint_timeout 1s\n\t\tsession_retries -1")
+	e := newEnv(t, nil, "session_timeout 300ms\n\t\tmint_timeout 1s\n\t\tsession_retries 0")
 	const manifest = "/p/123/sp/12300/playManifest/entryId/1_abc/format/applehttp/a.m3u8"
 	cached := func(user string) {
 		t.Helper()
