@@ -474,7 +474,8 @@ func (h *Handler) cacheConfig() cache.Config {
 	}
 }
 
-// Cleanup closes the idle connections of the session client, which would
+// Cleanup takes the handler off the admin API's list, closes the idle
+// connections of the session client, which would
 // otherwise outlive the config (a reload builds a new client), and releases
 // this config's reference to the shared KS cache. A renewal still running
 // with this client opens a new connection.
