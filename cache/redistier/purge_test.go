@@ -97,10 +97,16 @@ func TestTierPurge(t *testing.T) {
 		t.Fatalf("A purged %d local entries and %d shared KSes %v", len(gone), len(kses), kses)
 	}
 	waitFor(t, 5*time.Second, "B hears the purge", func() bool {
-		_, ok1 := bRep.c.Get(a1)
-		_, ok2 := bRep.c.Get(local)
-		return !ok1 && !ok2
+		mu.Lock()
+		defer mu.Unlock()
+		return len(heard) > 0
 	})
+	if _, ok := bRep.c.Get(a1); ok {
+		t.Fatal("B kept alice's shared entry")
+	}
+	if _, ok := bRep.c.Get(local); ok {
+		t.Fatal("B kept alice's entry that Redis never held")
+	}
 	mu.Lock()
 	if len(heard) != 1 || heard[0] != tag {
 		t.Fatalf("B heard %x", heard)
@@ -128,11 +134,12 @@ func TestTierPurge(t *testing.T) {
 		t.Fatalf("purge all: %v %v", kses, err)
 	}
 	waitFor(t, 5*time.Second, "B hears the purge of everything", func() bool {
-		_, ok := bRep.c.Get(b1)
-		return !ok
+		mu.Lock()
+		defer mu.Unlock()
+		return heardAll == 1
 	})
-	if heardAll != 1 {
-		t.Fatalf("B heard %d purges of everything", heardAll)
+	if _, ok := bRep.c.Get(b1); ok {
+		t.Fatal("B kept bob after the purge of everything")
 	}
 }
 
