@@ -9,7 +9,9 @@
 // syntax; user.go, whose KS a request gets; mint.go, obtaining a KS from
 // Kaltura; inspect.go, holding back responses that may reject the KS;
 // failure.go, answering what the handler cannot serve; log.go, metrics.go
-// and placeholders.go, what the handler reports. What a Kaltura request or
+// and placeholders.go, what the handler reports; sharedtier.go, the cache
+// and Redis tier a config shares; admin.go and purge.go, the admin API
+// (admin.api.kaltura_ks) that lists handlers and purges caches. What a Kaltura request or
 // response means is decided in package kaltura, not here.
 package caddymodule
 

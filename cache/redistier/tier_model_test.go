@@ -18,8 +18,9 @@ package redistier
 //  1. a fetch never fails;
 //  2. a fetch for a user never returns another user's KS;
 //  3. a replica never gets back a KS it revoked itself; and a KS revoked
-//     through Tier.Revoke while Redis was healthy is returned by no
-//     replica's fetch 1s later, unless a fault happened since;
+//     through Tier.Revoke while Redis was healthy, or held by any replica
+//     or Redis when an operator purged its user (Tier.Purge), is returned
+//     by no replica's fetch 1s later, unless a fault happened since;
 //  4. without faults, mints are bounded: a user first seen while Redis was
 //     healthy costs one mint, and one more only after its KS was revoked
 //     (concurrent first fetches on the three replicas included); a user
@@ -355,6 +356,11 @@ func (w *world) newRep(i int) *mrep {
 			w.count("written back", n)
 		},
 		OnLockWait: func(o string) { w.count("lock wait "+o, 1) },
+		// As the handler does: forget the purged user's local entries.
+		OnPurge: func(tag uint64, all bool) {
+			w.count("purges heard", 1)
+			r.c.Purge(func(k string) bool { tg, ok := cache.KeyUserTag(k); return all || ok && tg == tag })
+		},
 	})
 	if err != nil {
 		w.t.Fatal(err)
@@ -719,6 +725,10 @@ func (w *world) doStep() {
 		d := time.Duration(w.rng.IntN(60)) * time.Millisecond
 		w.logf("pause %v", d)
 		time.Sleep(d)
+	case p < 92:
+		u = w.user(0)
+		w.op = "purge " + u.name
+		w.purge(u)
 	default:
 		u = w.user(0)
 		w.op = "fetch " + u.name + " on every replica"
@@ -900,6 +910,55 @@ func (w *world) revoke(r *mrep, u *muser, ks string, expiry time.Time, healthy b
 	}
 	if w.rng.IntN(3) == 0 {
 		w.pollSpread(rec, u)
+	}
+}
+
+// purge is an operator's purge of u on a replica (the admin API): the
+// replica drops u's entries and calls Tier.Purge. While Redis is healthy
+// it counts, for invariants 3 and 4, as a revocation of every KS of u the
+// fleet held (any replica's, and Redis's).
+func (w *world) purge(u *muser) {
+	w.t.Helper()
+	r := w.reps[w.rng.IntN(len(w.reps))]
+	healthy := w.checkHealth(80 * time.Millisecond)
+	e0 := w.epoch.Load()
+	held := map[string]bool{}
+	for _, rr := range w.reps {
+		if e, ok := rr.c.Get(u.key); ok {
+			held[e.KS] = true
+		}
+	}
+	if v, state := w.peekValue(u); state == "live" {
+		held[v.KS] = true
+	}
+	tag := cache.UserTag(u.name)
+	gone := r.c.Purge(func(k string) bool { tg, ok := cache.KeyUserTag(k); return ok && tg == tag })
+	shared, err := r.t.Purge(context.Background(), tag, false)
+	at := time.Now()
+	w.count("purges", 1)
+	healthy = healthy && err == nil && w.epoch.Load() == e0 && w.isHealthy()
+	w.logf("r%d purges %s: %d local, shared %v, err %v; the fleet held %v; healthy %v", r.i, u.name, len(gone), shared, err, held, healthy)
+	w.mu.Lock()
+	u.revokers[r.i] = true
+	if healthy {
+		w.stretchOf(u)
+		u.stretchRevokes++
+		if w.cleanLocked(u) {
+			u.live = false
+		}
+	}
+	w.mu.Unlock()
+	if !healthy {
+		return
+	}
+	w.count("healthy purges", 1)
+	for ks := range held {
+		rec := &revRec{ks: ks, user: u.name, by: r.i, step: w.step, at: at, epoch: e0, shared: "purged"}
+		w.revs[ks] = rec
+		w.pending = append(w.pending, rec)
+		if w.rng.IntN(3) == 0 {
+			w.pollSpread(rec, u)
+		}
 	}
 }
 
