@@ -439,6 +439,18 @@ func TestFleetSlowAndFlushedRedis(t *testing.T) {
 	if m := f.mints() - before; m != n {
 		t.Fatalf("%d users on 2 sidecars: %d mints, want %d", n, m, n)
 	}
+	writeBacks := func() int {
+		n := 0
+		for _, i := range []int{0, 1} {
+			eachLine(f.sc(i).Log(), func(line string) {
+				if strings.Contains(line, "wrote cached sessions back to redis") {
+					n++
+				}
+			})
+		}
+		return n
+	}
+	wb := writeBacks()
 	if reply, err := r.Do("FLUSHALL"); err != nil || reply != "+OK" {
 		t.Fatalf("FLUSHALL: %q, %v", reply, err)
 	}
@@ -448,8 +460,11 @@ func TestFleetSlowAndFlushedRedis(t *testing.T) {
 		requireOK(t, "after FLUSHALL", res)
 		served[u] = []string{res[0].ks(), res[1].ks()}
 	}
-	poll(t, 5*time.Second, "the entries to come back after FLUSHALL", func() bool {
-		return len(entryKeys(t, r)) >= n
+	// Sidecars 0 and 1 write back what they hold (the first one to do so
+	// logs it; the other finds the keys there). A resync waits until 5s
+	// after the last one, which the slow phase may have caused.
+	poll(t, 15*time.Second, "the entries to come back after FLUSHALL", func() bool {
+		return writeBacks() > wb && len(entryKeys(t, r)) >= n
 	})
 	before = f.mints()
 	for _, u := range users {
