@@ -51,7 +51,7 @@ build() {
 		echo "xcaddy.sh: ./caddy does not list http.handlers.kaltura_ks" >&2
 		exit 1
 	}
-	echo "built ./caddy: Caddy $CADDY_VERSION with $MODULE (http.handlers.kaltura_ks)" >&2
+	echo "built ./caddy: Caddy $CADDY_VERSION with $MODULE (http.handlers.kaltura_ks, admin.api.kaltura_ks)" >&2
 	echo "  in $((SECONDS - start))s with xcaddy $XCADDY_VERSION; log: $LOG" >&2
 }
 
@@ -61,8 +61,13 @@ fail() {
 	exit 1
 }
 
+# built reports whether ./caddy exists, has the handler and is newer than
+# every Go source and go.mod/go.sum of the checkout.
 built() {
 	[ -x ./caddy ] || return 1
+	local newer
+	newer=$(find . -path ./.git -prune -o \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer ./caddy -print -quit)
+	[ -z "$newer" ] || return 1
 	local mods
 	mods=$(./caddy list-modules 2>/dev/null) || return 1
 	grep -qx 'http.handlers.kaltura_ks' <<<"$mods"
