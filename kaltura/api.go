@@ -27,7 +27,7 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 	raw := r.URL.RawQuery
 	// The pairs params would keep (the last of each name wins), the ks
 	// pair's offset and the number of pairs.
-	var service, action, format, callback string
+	var service, action, format, callback, entry string
 	ks, n := -1, 0
 	for i := 0; i < len(raw); n++ {
 		t := raw[i:]
@@ -55,6 +55,11 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 			format = t
 		case "callback":
 			callback = t
+		case "entryId":
+			if entry != "" {
+				return false // prepareAPI reads every value
+			}
+			entry = t
 		}
 		i += len(t) + 1
 	}
@@ -66,6 +71,11 @@ func (pl *Plan) prepareQueryOnly(r *http.Request, ep string) bool {
 	pl.Action = strings.ToLower(phpQueryUnescape(action, false))
 	pl.Format = phpQueryUnescape(format, false)
 	pl.Callback = phpQueryUnescape(callback, false)
+	if v := phpQueryUnescape(entry, false); v != "" {
+		var s entrySum
+		s.addValue(v)
+		pl.setEntry(s)
+	}
 	if pl.untouchedCall() {
 		return true
 	}
@@ -192,13 +202,19 @@ func (pl *Plan) decideAPI(ps *params) (done bool, err error) {
 		if ps.badIndex != "" {
 			return true, badRequest("multirequest parameter %q: sub-request indexes must be plain integers (0, 1, 2, …)", ps.badIndex)
 		}
-		pl.SubRequests = ps.executed()
+		start, count := ps.executedRange()
+		pl.SubRequests = count
+		pl.noteCalls(ps, start, count)
+		pl.noteEntries(ps, start, count)
 		if ps.endsSession() {
 			return true, &RequestError{Code: "UNSUPPORTED", Status: http.StatusBadRequest,
 				Msg: "session.end inside a multirequest is not supported by the KS proxy: send it as a single call"}
 		}
-	} else if pl.untouchedCall() {
-		return true, nil
+	} else {
+		pl.noteEntries(ps, 0, 0)
+		if pl.untouchedCall() {
+			return true, nil
+		}
 	}
 	pl.Disposition = Inject
 	return false, nil

@@ -5,7 +5,8 @@
 // A request goes through Prepare, which reads it (its body too, where the
 // server reads parameters from it) and returns a Plan; once a KS is at
 // hand, Plan.Apply places it and removes every client KS that would beat
-// it. A Client mints the KS. InspectAPIResponse and ManifestKSError read
+// it; Plan.EntryID names the entry the request is about, and an AllowList
+// or PlayerPaths checks the calls it makes. A Client mints the KS. InspectAPIResponse and ManifestKSError read
 // Kaltura's answers for a KS it no longer accepts; WriteAPIError and
 // WriteVoid answer in Kaltura's format.
 //
@@ -20,6 +21,10 @@ package kaltura
 //	api.go        reading an api_v3 call (prepareAPI and its one-pass twin)
 //	widget.go     reading playManifest, thumbnail, download and raw URLs
 //	params.go     the merged parameter view: which call a request makes
+//	entry.go      the entry a request is about (entryId, entry filters,
+//	              references), checked against the entry id shape
+//	allow.go      the calls a request makes, and the allowlists of api_v3
+//	              actions and player paths
 //	query.go      query and form pairs, and the query without its KSs
 //	php.go        PHP's parameter-name, decoding and number rules
 //	path.go       escaped paths: normalization and segments

@@ -78,10 +78,21 @@ func noteJSON(ps *params, b []byte, ms []member, subs []subMembers) {
 				ps.noteTop(first, value, srcBody) // a simple name: checkIndex has nothing to flag
 			} else {
 				ps.noteSplit(m.key, first, second, value, srcBody)
+				if second != "" && entryParamName(first, second) {
+					ps.noteEntryParam(m.key, first, second, value, true)
+				}
 			}
 		} else {
-			first, _ := rawParamName(m.key)
+			first, second := rawParamName(m.key)
 			ps.checkIndex(m.key, first)
+			switch {
+			case m.key == "filter":
+				noteEntryFilter(ps, b, m, noSub)
+			case second == "filter":
+				if n, ok := subIndex(first); ok {
+					noteEntryFilter(ps, b, m, n)
+				}
+			}
 		}
 	}
 	for _, s := range subs {
@@ -92,7 +103,32 @@ func noteJSON(ps *params, b []byte, ms []member, subs []subMembers) {
 				ps.sub(n).service.set(borrowedScalar(b, m), srcBody)
 			case "action":
 				ps.sub(n).action.set(borrowedScalar(b, m), srcBody)
+			case "entryId":
+				ps.noteEntry(n, borrowedScalar(b, m))
+			case "filter":
+				noteEntryFilter(ps, b, m, n)
+			default:
+				if first, second := rawParamName(m.key); first == "filter" && entryFilterKey(second) && !m.isObject {
+					ps.noteEntry(n, borrowedScalar(b, m))
+				}
 			}
+		}
+	}
+}
+
+// noteEntryFilter records the entry properties of the filter object m
+// (sub-request sub's, or the top level's for noSub).
+func noteEntryFilter(ps *params, b []byte, m member, sub int) {
+	if !m.isObject {
+		return
+	}
+	fms, _, err := objectMembers(b, m.valStart) // b was validated whole
+	if err != nil {
+		return
+	}
+	for _, f := range fms {
+		if !f.isObject && entryFilterKey(f.key) {
+			ps.noteEntry(sub, borrowedScalar(b, f))
 		}
 	}
 }

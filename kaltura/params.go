@@ -48,6 +48,9 @@ type params struct {
 	nsubs int
 	more  map[int]*subRequest
 	slab  []subRequest // where more's entries live, a few per allocation
+	// entries are the values of the parameters that name an entry
+	// (noteEntryParam), in the order read.
+	entries []namedEntry
 	// badIndex is a parameter name whose first element Kaltura's
 	// multirequest takes as a sub-request index (PHP is_numeric + intval)
 	// but subIndex does not: "01", "+1", " 1", "1.0", "1e0", a huge number.
@@ -63,11 +66,11 @@ const inlineSubs = 8
 func tracked(first, second string) bool {
 	switch second {
 	case "":
-		return first == "service" || first == "action" || first == "format" || first == "callback"
+		return first == "service" || first == "action" || first == "format" || first == "callback" || first == "entryId"
 	case "service", "action":
 		return true
 	}
-	return false
+	return entryParamName(first, second)
 }
 
 // note records a scalar query, form or multipart parameter (a name PHP
@@ -75,6 +78,9 @@ func tracked(first, second string) bool {
 func (ps *params) note(name, value string, src int) {
 	first, second := paramName(name)
 	ps.noteSplit(name, first, second, value, src)
+	if second != "" && entryParamName(first, second) {
+		ps.noteEntryParam(name, first, second, value, false)
+	}
 }
 
 // noteQuery records the pairs of a query.
@@ -94,6 +100,9 @@ func (ps *params) noteQuery(pairs []queryPair) {
 func (ps *params) noteRaw(name, value string, src int) {
 	first, second := rawParamName(name)
 	ps.noteSplit(name, first, second, value, src)
+	if second != "" && entryParamName(first, second) {
+		ps.noteEntryParam(name, first, second, value, true)
+	}
 }
 
 // noteSplit records a parameter whose name is already split into its first
@@ -125,6 +134,8 @@ func (ps *params) noteTop(name, value string, src int) {
 		ps.format.set(value, src)
 	case "callback":
 		ps.callback.set(value, src)
+	case "entryId":
+		ps.noteEntry(noSub, value)
 	}
 }
 
@@ -202,25 +213,25 @@ func (ps *params) keepKS(n int) bool {
 		strings.EqualFold(s.service.v, "apptoken") && strings.EqualFold(s.action.v, "startsession")
 }
 
-// executed counts the sub-requests Kaltura would run: from min(1, smallest
-// index) up to the first index that lacks a service or an action.
-func (ps *params) executed() int {
+// executedRange returns the sub-requests Kaltura would run: from the
+// first, min(1, smallest index), up to the first index that lacks a
+// service or an action (count of them).
+func (ps *params) executedRange() (start, count int) {
 	if ps.nsubs == 0 {
-		return 0
+		return 1, 0
 	}
-	start := 1
+	start = 1
 	ps.eachSub(func(n int, _ *subRequest) {
 		if n < start {
 			start = n
 		}
 	})
-	c := 0
 	for n := start; ; n++ {
 		s := ps.lookup(n)
 		if s == nil || s.service.v == "" || s.action.v == "" {
-			return c
+			return start, count
 		}
-		c++
+		count++
 	}
 }
 

@@ -66,6 +66,15 @@ type Plan struct {
 	Callback     string
 	SubRequests  int // sub-requests that would execute (multirequest)
 
+	// PlayManifest and Asset only: the lowercased action (playmanifest,
+	// thumbnail, download, raw).
+	PlayerAction string
+
+	calls      []Call // multirequest: the sub-requests that would execute (allow.go)
+	entryID    string // the first entry the request names (entry.go)
+	entryOther string // a second, distinct one
+	entryBad   string // the first value read as an entry id that is none
+
 	ep         string // the escaped path Prepare saw
 	path       string // escaped path, client KS removed
 	pathInsert int    // where "/ks/<KS>" goes in path; -1 for none
@@ -121,6 +130,7 @@ func (pl *Plan) Prepare(r *http.Request, maxBody int64) error {
 			err = pl.prepareAPI(r, ep, maxBody)
 		}
 	case PlayManifest, Asset:
+		pl.PlayerAction, _, _ = widgetPath(ep)
 		err = pl.prepareWidget(r, ep, rest, maxBody)
 	}
 	if pl.bodyRead != nil && (pl.body == nil || err != nil) {

@@ -20,10 +20,12 @@ func (pl *Plan) prepareWidget(r *http.Request, ep string, rest int, maxBody int6
 	}
 	var queryBuf [16]queryPair
 	query := splitPairs(queryBuf[:0], r.URL.RawQuery)
-	kt, hasKT, err := readWidgetPath(segs, rest < len(ep) && strings.IndexByte(ep[rest:], '%') >= 0, pl.Class == PlayManifest)
+	encoded := rest < len(ep) && strings.IndexByte(ep[rest:], '%') >= 0
+	kt, hasKT, err := readWidgetPath(segs, encoded, pl.Class == PlayManifest)
 	if err != nil {
 		return err
 	}
+	pl.widgetEntries(segs, encoded, query)
 	if pl.Class == PlayManifest {
 		// A truthy kt URL token makes playManifest ignore any KS: nothing
 		// to inject. (thumbnail, download and raw have no such rule.) Only
