@@ -5,10 +5,11 @@
 // A request goes through Prepare, which reads it (its body too, where the
 // server reads parameters from it) and returns a Plan; once a KS is at
 // hand, Plan.Apply places it and removes every client KS that would beat
-// it; Plan.EntryID names the entry the request is about, and an AllowList
-// or PlayerPaths checks the calls it makes. A Client mints the KS. InspectAPIResponse and ManifestKSError read
-// Kaltura's answers for a KS it no longer accepts; WriteAPIError and
-// WriteVoid answer in Kaltura's format.
+// it. Plan.EntryID names the entry the request is about; an AllowList and
+// PlayerPaths check the calls it makes. A Client mints the KS.
+// InspectAPIResponse and ManifestKSError read Kaltura's answers for a KS
+// it no longer accepts; WriteAPIError and WriteVoid answer in Kaltura's
+// format.
 //
 // It knows nothing of Caddy.
 package kaltura
