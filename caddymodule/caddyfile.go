@@ -35,6 +35,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		hash_type          SHA1|SHA256|SHA512|MD5 # default SHA1
 //		user_id            <placeholder>          # required, per request
 //		privileges         <privileges>           # optional, per request
+//		allow_actions      <service.action|service.*|player_v7>...  # repeatable; default: all
+//		allow_player_paths playManifest|thumbnail|download|raw|none... # repeatable; default: all
 //		session_type       user|admin             # default user
 //		expiry             <duration>             # default 24h
 //		widget_id          <id>                   # default _<partner_id>
@@ -80,6 +82,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		name := d.Val()
+		if list := h.listField(name); list != nil {
+			// Repeatable, each line one value or more.
+			items := d.RemainingArgs()
+			if len(items) == 0 {
+				return d.Errf("%s: expected at least one value", name)
+			}
+			*list = append(*list, items...)
+			if err := listChecks[name](*list); err != nil {
+				return d.WrapErr(err)
+			}
+			continue
+		}
 		if seen[name] {
 			return d.Errf("%s specified more than once", name)
 		}
@@ -167,6 +181,19 @@ func (h *Handler) textField(name string) *string {
 		"app_token": &h.AppToken, "app_token_file": &h.AppTokenFile, "hash_type": &h.HashType,
 		"user_id": &h.UserID, "privileges": &h.Privileges, "widget_id": &h.WidgetID,
 	}[name]
+}
+
+// listField is the field a list subdirective adds to, nil for another
+// name.
+func (h *Handler) listField(name string) *[]string {
+	return map[string]*[]string{"allow_actions": &h.AllowActions, "allow_player_paths": &h.AllowPlayerPaths}[name]
+}
+
+// listChecks are the checks of Validate that a list subdirective's values
+// get here.
+var listChecks = map[string]func([]string) error{
+	"allow_actions":      checkAllowActions,
+	"allow_player_paths": checkAllowPlayerPaths,
 }
 
 // durationField is the field a duration subdirective sets, nil for

@@ -45,6 +45,9 @@ func TestCaddyfileErrorsNameTheField(t *testing.T) {
 		{"both token sources", minimalBlock + "\tapp_token_file /run/secrets/x\n", "app_token and app_token_file: give only one"},
 		{"duplicate", minimalBlock + "\tpartner_id 5\n", "partner_id specified more than once"},
 		{"two values", minimalBlock + "\texpiry 1h 2h\n", "expiry: expected exactly one value"},
+		{"allow_actions", minimalBlock + "\tallow_actions baseEntry.list baseEntry\n", `allow_actions: "baseEntry" is neither service.action, service.* nor a preset (player_v7)`},
+		{"allow_actions empty", minimalBlock + "\tallow_actions\n", "allow_actions: expected at least one value"},
+		{"allow_player_paths", minimalBlock + "\tallow_player_paths playManifest serveFlavor\n", `allow_player_paths: "serveFlavor" is not a player path`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := adapt(site(tc.block))
@@ -218,6 +221,18 @@ func TestCaddyfileZeroMeansNone(t *testing.T) {
 	} {
 		if _, err := adapt(site(minimalBlock + extra)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", extra, err, want)
+		}
+	}
+}
+
+func TestCaddyfileAllowLists(t *testing.T) {
+	out, err := adapt(site(minimalBlock + "\tallow_actions player_v7 flavorAsset.*\n\tallow_actions user.get\n\tallow_player_paths playManifest\n\tallow_player_paths thumbnail\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"allow_actions":["player_v7","flavorAsset.*","user.get"]`, `"allow_player_paths":["playManifest","thumbnail"]`} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("%s not in %s", want, out)
 		}
 	}
 }

@@ -38,7 +38,11 @@ func requestRefusal(err error) refusal {
 
 // refuse counts and answers a refused request.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, plan *kaltura.Plan, ref refusal) error {
-	h.metrics.request(plan.Class, resultRefused)
+	if ref.code == kaltura.ProxyCodePrefix+"FORBIDDEN" {
+		h.metrics.request(plan.Class, resultForbidden)
+	} else {
+		h.metrics.request(plan.Class, resultRefused)
+	}
 	return h.fail(w, r, plan, ref.code, ref.status, ref.msg, 0)
 }
 

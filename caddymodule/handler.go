@@ -61,6 +61,14 @@ type Handler struct {
 	// sview:{http.request.uri.query.entryId}. Values substituted from
 	// placeholders may not contain , : / or control characters.
 	Privileges string `json:"privileges,omitempty"`
+	// The api_v3 actions a request may make, as service.action or
+	// service.* (case-insensitive), or a preset (player_v7), checked on a
+	// single call and on every sub-request of a multirequest before any KS
+	// is minted. Empty: every action.
+	AllowActions []string `json:"allow_actions,omitempty"`
+	// The player paths a request may take: playManifest, thumbnail,
+	// download, raw (case-insensitive), or none. Empty: all of them.
+	AllowPlayerPaths []string `json:"allow_player_paths,omitempty"`
 	// user (default) or admin.
 	SessionType string `json:"session_type,omitempty"`
 	// Requested KS lifetime. Default 24h.
@@ -112,17 +120,20 @@ type Handler struct {
 	Redis *RedisConfig `json:"redis,omitempty"`
 
 	// Set by Provision.
-	token       string           // the appToken's token, from app_token or app_token_file
-	unresolved  map[string]error // by field: why its placeholders could not be resolved
-	sessionType int              // kaltura.SessionUser or kaltura.SessionAdmin
-	client      *kaltura.Client  // calls Kaltura's session API
-	transport   *http.Transport  // client's, whose idle connections Cleanup closes
-	shared      *sharedState     // the KS cache, kept across reloads of the same identity
-	poolKey     string           // shared's key in sessionPool
-	keyPrefix   string           // starts every cache key: identity, session type and expiry, hashed
-	privDynamic bool             // Privileges holds placeholders
-	userKey     string           // the placeholder's key, when user_id is exactly one placeholder
-	userHeader  string           // the canonical header name when that placeholder is {http.request.header.*}
+	token       string              // the appToken's token, from app_token or app_token_file
+	unresolved  map[string]error    // by field: why its placeholders could not be resolved
+	sessionType int                 // kaltura.SessionUser or kaltura.SessionAdmin
+	client      *kaltura.Client     // calls Kaltura's session API
+	transport   *http.Transport     // client's, whose idle connections Cleanup closes
+	shared      *sharedState        // the KS cache, kept across reloads of the same identity
+	poolKey     string              // shared's key in sessionPool
+	keyPrefix   string              // starts every cache key: identity, session type and expiry, hashed
+	privDynamic bool                // Privileges holds placeholders
+	privEntry   bool                // Privileges holds {http.kaltura_ks.entry_id}
+	allow       *kaltura.AllowList  // allow_actions; nil: every action
+	playerPaths kaltura.PlayerPaths // allow_player_paths
+	userKey     string              // the placeholder's key, when user_id is exactly one placeholder
+	userHeader  string              // the canonical header name when that placeholder is {http.request.header.*}
 	logger      *zap.Logger
 	debug       bool // logger takes debug entries
 	metrics     *metrics
@@ -152,12 +163,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := plan.Prepare(r, h.MaxBodySize); err != nil {
 		return h.refuse(w, r, plan, requestRefusal(err))
 	}
+	if ref := h.checkCalls(plan); ref.code != "" {
+		return h.refuse(w, r, plan, ref)
+	}
 	if plan.Disposition == kaltura.Forward {
 		h.metrics.request(plan.Class, resultForwarded)
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	user, privileges, ref := h.identify(r, repl)
+	user, privileges, ref := h.identify(r, repl, plan)
 	if ref.code != "" {
 		return h.refuse(w, r, plan, ref)
 	}

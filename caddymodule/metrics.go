@@ -185,7 +185,8 @@ const (
 	resultRemote                          // its KS came from the shared tier: another replica minted it (cache.Remote)
 	resultLocal                           // its KS was minted for it without the shared tier, which was unavailable (cache.Local)
 	resultForwarded                       // it needs no KS and went on untouched
-	resultRefused                         // the handler refused it: unreadable, too large, no or invalid user, invalid privileges
+	resultRefused                         // the handler refused it: unreadable, too large, no or invalid user, invalid privileges, no single entry
+	resultForbidden                       // the handler refused it: an action outside allow_actions, a player path outside allow_player_paths
 	resultEnded                           // a session.end, answered by the handler
 	resultEvicted                         // Kaltura rejected its KS, which was forgotten
 	resultRetried                         // it was sent again with a new KS
@@ -206,6 +207,7 @@ var resultNames = [numResults]string{
 	resultLocal:             cache.Local.String(),
 	resultForwarded:         "forwarded",
 	resultRefused:           "refused",
+	resultForbidden:         "forbidden",
 	resultEnded:             "ended",
 	resultEvicted:           "evicted",
 	resultRetried:           "retried",

@@ -11,6 +11,7 @@ import (
 const (
 	cachePlaceholder       = "http.kaltura_ks.cache"          // how the cache answered: hit, miss, shared, stale, remote, local
 	fingerprintPlaceholder = "http.kaltura_ks.ks_fingerprint" // kaltura.Fingerprint of the KS Kaltura got
+	entryPlaceholder       = "http.kaltura_ks.entry_id"       // the one entry the request names (kaltura.Plan.Entry)
 )
 
 // placeholders answers the handler's placeholders for one request: one

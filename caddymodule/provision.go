@@ -79,6 +79,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn(adminSessionWarning, zap.String("partner_id", h.PartnerID))
 	}
 	h.privDynamic = strings.Contains(h.Privileges, "{")
+	h.privEntry = strings.Contains(h.Privileges, "{"+entryPlaceholder+"}")
+	h.allow, _ = kaltura.NewAllowList(h.AllowActions) // checked by validateSettings
+	h.playerPaths, _ = kaltura.ParsePlayerPaths(h.AllowPlayerPaths)
 	h.userKey, h.userHeader = userPlaceholder(h.UserID)
 	if err := h.build(ctx); err != nil {
 		return err
@@ -280,7 +283,7 @@ func (h *Handler) validateToken() error {
 }
 
 // validateRequestSettings checks the fields evaluated per request
-// (user_id, privileges) and session_type.
+// (user_id, privileges), session_type and the allowlists.
 func (h *Handler) validateRequestSettings() error {
 	if strings.TrimSpace(h.UserID) == "" {
 		return errors.New("user_id: required, e.g. {http.request.header.X-User-Id} set by an authentication step")
@@ -291,7 +294,10 @@ func (h *Handler) validateRequestSettings() error {
 	if strings.ContainsFunc(h.Privileges, unicode.IsControl) {
 		return errors.New("privileges: must not contain control characters")
 	}
-	return nil
+	if err := checkAllowActions(h.AllowActions); err != nil {
+		return err
+	}
+	return checkAllowPlayerPaths(h.AllowPlayerPaths)
 }
 
 // validateTimingsAndLimits checks the durations, retries and sizes.

@@ -18,7 +18,7 @@ import (
 
 // identify works out whose KS r gets, and with which privileges; a
 // request it cannot place gets a refusal instead.
-func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) (user, privileges string, ref refusal) {
+func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, plan *kaltura.Plan) (user, privileges string, ref refusal) {
 	user = h.readUser(r, repl)
 	if user == "" {
 		return "", "", refusal{kaltura.ProxyCodePrefix + "NO_USER", http.StatusUnauthorized,
@@ -26,6 +26,9 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) (user, privile
 	}
 	if msg := h.checkUserID(user); msg != "" {
 		return "", "", refusal{kaltura.ProxyCodePrefix + "INVALID_USER", http.StatusBadRequest, msg}
+	}
+	if ref := h.setEntry(repl, plan); ref.code != "" {
+		return "", "", ref
 	}
 	privileges = h.Privileges
 	if h.privDynamic {
