@@ -34,6 +34,8 @@ func (e *env) mints() int { return e.emu.Calls("apptoken", "startsession") }
 // once and then served from the cache, with sview for that entry only.
 func TestEntryScopedKSPerUserAndEntry(t *testing.T) {
 	e := newEnv(t, playbackToken, lpPrivileges)
+	okMints := fmt.Sprintf(`caddy_kaltura_ks_mints_total{partner="%d",result="ok"}`, testPID)
+	before := scrapeMetrics(t, e)[okMints]
 	get := func(user, entry string) kalturatest.Session {
 		t.Helper()
 		e.reset()
@@ -68,6 +70,10 @@ func TestEntryScopedKSPerUserAndEntry(t *testing.T) {
 	}
 	if total != 4 {
 		t.Fatalf("%d mints for 2 users × 2 entries", total)
+	}
+	// The mints counter shows the cost.
+	if got := scrapeMetrics(t, e)[okMints] - before; got != 4 {
+		t.Fatalf("mints_total grew by %v, want 4", got)
 	}
 	// The same entry through a JSON multirequest and a player URL: the
 	// cached KS of alice × entry A.
@@ -120,6 +126,8 @@ func TestEntryRequired(t *testing.T) {
 func TestAllowActions(t *testing.T) {
 	e := newEnv(t, nil, "allow_actions player_v7\n\t\tallow_actions flavorAsset.* user.GET\n\t\tallow_player_paths playManifest")
 	e.reset()
+	const apiForbidden, assetForbidden = `caddy_kaltura_ks_requests_total{class="api",result="forbidden"}`, `caddy_kaltura_ks_requests_total{class="asset",result="forbidden"}`
+	before := scrapeMetrics(t, e)
 	const json, form = "application/json", "application/x-www-form-urlencoded"
 	for _, c := range []struct {
 		name, method, target, ctype, body string
@@ -151,6 +159,10 @@ func TestAllowActions(t *testing.T) {
 	r := e.send("GET", "/p/123/thumbnail/entry_id/"+lpEntryA, "", "", "alice")
 	if r.status != http.StatusForbidden || r.header.Get("X-Kaltura-Ks-Proxy-Error") != "KS_PROXY_FORBIDDEN" {
 		t.Fatalf("thumbnail outside allow_player_paths: %d %v", r.status, r.header)
+	}
+	after := scrapeMetrics(t, e)
+	if after[apiForbidden]-before[apiForbidden] != 8 || after[assetForbidden]-before[assetForbidden] != 1 {
+		t.Fatalf("forbidden requests counted: api %v, asset %v", after[apiForbidden]-before[apiForbidden], after[assetForbidden]-before[assetForbidden])
 	}
 	// Allowed calls go through, in any case of the names.
 	r = e.send("POST", "/api_v3/service/multirequest", json,
