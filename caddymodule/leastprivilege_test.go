@@ -34,6 +34,7 @@ func (e *env) mints() int { return e.emu.Calls("apptoken", "startsession") }
 // once and then served from the cache, with sview for that entry only.
 func TestEntryScopedKSPerUserAndEntry(t *testing.T) {
 	e := newEnv(t, playbackToken, lpPrivileges)
+	e.emu.RequireSview(lpEntryA, lpEntryB) // Kaltura serves each only to a KS with sview for it
 	okMints := fmt.Sprintf(`caddy_kaltura_ks_mints_total{partner="%d",result="ok"}`, testPID)
 	before := scrapeMetrics(t, e)[okMints]
 	get := func(user, entry string) kalturatest.Session {
@@ -41,7 +42,7 @@ func TestEntryScopedKSPerUserAndEntry(t *testing.T) {
 		e.reset()
 		r := e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId="+entry, "", "", user)
 		recs := forwarded(e.emu.Records())
-		if r.users() != user || len(recs) != 1 {
+		if r.users() != user || len(recs) != 1 || recs[0].Error != "" {
 			t.Fatalf("%s %s: users %q, %d records: %.300s", user, entry, r.users(), len(recs), r.body)
 		}
 		s, ok := e.emu.Lookup(recs[0].KS)
@@ -81,7 +82,7 @@ func TestEntryScopedKSPerUserAndEntry(t *testing.T) {
 	r := e.send("POST", "/api_v3/service/multirequest", "application/json",
 		`{"1":{"service":"baseEntry","action":"list","filter":{"redirectFromEntryId":"`+lpEntryA+`"}},`+
 			`"2":{"service":"baseEntry","action":"getPlaybackContext","entryId":"{1:result:objects:0:id}"},"format":1}`, "alice")
-	if r.users() != "alice,alice" || e.mints() != 0 {
+	if r.users() != "alice,alice" || e.mints() != 0 || strings.Contains(r.body, "ACCESS_CONTROL_RESTRICTED") {
 		t.Fatalf("multirequest: users %q, %d mints: %.300s", r.users(), e.mints(), r.body)
 	}
 	r = e.send("GET", "/p/"+fmt.Sprint(testPID)+"/sp/"+fmt.Sprint(testPID)+"00/playManifest/entryId/"+lpEntryA+"/format/applehttp/a.m3u8", "", "", "alice")
@@ -187,6 +188,7 @@ func TestAllowActions(t *testing.T) {
 // recorded entry id (0_abc) is replaced by one of Kaltura's shape.
 func TestPlayerV7LeastPrivilegeReplay(t *testing.T) {
 	e := newEnv(t, playbackToken, lpPrivileges+"\n\t\tallow_actions player_v7\n\t\tallow_player_paths playManifest thumbnail")
+	e.emu.RequireSview(lpEntryA) // Kaltura serves it only to a KS with sview for it
 	e.reset()
 	replayed, mints := 0, 0
 	for i, w := range wireRequests(t) {
@@ -229,7 +231,7 @@ func TestPlayerV7LeastPrivilegeReplay(t *testing.T) {
 					continue
 				}
 				s, _ := e.emu.Lookup(rec.KS)
-				if !rec.KSValid || rec.User != "alice" || !strings.Contains(s.Privileges, "sview:"+lpEntryA) || strings.Contains(s.Privileges, "sview:*") {
+				if !rec.KSValid || rec.User != "alice" || rec.Error != "" || !strings.Contains(s.Privileges, "sview:"+lpEntryA) || strings.Contains(s.Privileges, "sview:*") {
 					t.Errorf("record %+v: privileges %q", rec, s.Privileges)
 				}
 			}

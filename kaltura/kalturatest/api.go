@@ -390,6 +390,9 @@ func (e *Emulator) dispatch(c *call, sess Session, st ksState) (any, *apiError) 
 	if st == ksNone {
 		return nil, ksErr("", ksNone)
 	}
+	if err := e.checkSview(c, sess); err != nil {
+		return nil, err
+	}
 	return e.generic(c, sess)
 }
 

@@ -74,6 +74,9 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 	case ksValid:
 		rec.KSValid, rec.User = true, sess.UserID
 	}
+	if e.sviewExtwidget(w, rec, sess, extwidgetEntryID(path, query)) {
+		return true
+	}
 	e.addRecords([]Record{rec})
 	user := "-"
 	if st == ksValid {
