@@ -27,16 +27,13 @@ func (h *Handler) checkCalls(plan *kaltura.Plan) refusal {
 	return refusal{}
 }
 
-// setEntry sets {http.kaltura_ks.entry_id} to the one entry the request
-// names. When privileges uses it, a request naming none, several, or a
-// value that is no entry id is refused (KS_PROXY_NO_ENTRY,
-// KS_PROXY_AMBIGUOUS_ENTRY, KS_PROXY_INVALID_ENTRY): it never gets a KS
-// with the entry left out of its privileges.
+// setEntry sets {http.kaltura_ks.entry_id}, for privileges, to the one
+// entry the request names, when privileges uses it. A request naming
+// none, several, or a value that is no entry id is refused
+// (KS_PROXY_NO_ENTRY, KS_PROXY_AMBIGUOUS_ENTRY, KS_PROXY_INVALID_ENTRY):
+// it never gets a KS with the entry left out of its privileges.
 func (h *Handler) setEntry(repl *caddy.Replacer, plan *kaltura.Plan) refusal {
 	if !h.privEntry {
-		if id := plan.Entry(); id != "" {
-			repl.Set(entryPlaceholder, id)
-		}
 		return refusal{}
 	}
 	id, err := plan.EntryID()
@@ -61,4 +58,13 @@ func checkAllowPlayerPaths(items []string) error {
 		return fmt.Errorf("allow_player_paths: %v", err)
 	}
 	return nil
+}
+
+// entryForPlaceholder is the entry the request names, for the
+// placeholders after the handler, when setEntry did not set it.
+func (h *Handler) entryForPlaceholder(plan *kaltura.Plan) string {
+	if h.privEntry {
+		return ""
+	}
+	return plan.Entry()
 }

@@ -193,7 +193,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	h.metrics.request(plan.Class, outcomeResult(outcome))
 	replayable := plan.Replayable(r)
-	repl.Map(placeholders(outcome, entry.KS))
+	repl.Map(placeholders(outcome, entry.KS, h.entryForPlaceholder(plan)))
 	in := newInspector(w, plan.Class, h.MaxInspectSize, replayable)
 	defer in.free()
 	for attempt := 0; ; attempt++ {

@@ -15,14 +15,17 @@ const (
 )
 
 // placeholders answers the handler's placeholders for one request: one
-// allocation, the function with what it captured.
-func placeholders(outcome cache.Outcome, ks string) caddy.ReplacerFunc {
+// allocation, the function with what it captured. entry is the request's
+// entry, "" for none (or when setEntry has set it already).
+func placeholders(outcome cache.Outcome, ks, entry string) caddy.ReplacerFunc {
 	return func(key string) (any, bool) {
 		switch key {
 		case cachePlaceholder:
 			return outcome.String(), true
 		case fingerprintPlaceholder:
 			return kaltura.Fingerprint(ks), true
+		case entryPlaceholder:
+			return entry, entry != ""
 		}
 		return nil, false
 	}

@@ -15,7 +15,7 @@ import (
 // Call is one api_v3 call Kaltura would execute: a single call, or one
 // sub-request of a multirequest.
 type Call struct {
-	Service, Action string // lowercased
+	Service, Action string // lowercased by Calls; as sent in the plan
 	// Unsure: the sub-request names its service or action more than once
 	// (nested and flat forms), so which one Kaltura runs depends on
 	// parameter order.
@@ -23,33 +23,36 @@ type Call struct {
 }
 
 // noteCalls keeps the sub-requests that would execute (keys start to
-// start+count-1) as the plan's calls.
+// start+count-1) as the plan's calls, their names as sent (borrowing the
+// request, like the plan's Service): Calls and Check lowercase them.
 func (pl *Plan) noteCalls(ps *params, start, count int) {
-	if count == 0 {
-		return
-	}
-	pl.calls = make([]Call, 0, count)
 	for n := start; n < start+count; n++ {
 		s := ps.lookup(n)
-		pl.calls = append(pl.calls, Call{
-			Service: strings.Clone(strings.ToLower(s.service.v)),
-			Action:  strings.Clone(strings.ToLower(s.action.v)),
-			Unsure:  s.service.n > 1 || s.action.n > 1,
-		})
+		c := Call{Service: s.service.v, Action: s.action.v, Unsure: s.service.n > 1 || s.action.n > 1}
+		if pl.ncalls < len(pl.callBuf) {
+			pl.callBuf[pl.ncalls] = c
+			pl.ncalls++
+		} else {
+			pl.moreCalls = append(pl.moreCalls, c)
+		}
 	}
 }
 
-// Calls returns the api_v3 calls the request makes: the sub-requests that
-// would execute, for a multirequest; else the call itself. Nil for a
-// player URL or a pass-through request.
+// Calls returns the api_v3 calls the request makes, lowercased: the
+// sub-requests that would execute, for a multirequest; else the call
+// itself. Nil for a player URL or a pass-through request.
 func (pl *Plan) Calls() []Call {
 	if pl.Class != API {
 		return nil
 	}
-	if pl.Multirequest {
-		return pl.calls
+	if !pl.Multirequest {
+		return []Call{{Service: pl.Service, Action: pl.Action}}
 	}
-	return []Call{{Service: pl.Service, Action: pl.Action}}
+	calls := make([]Call, 0, pl.ncalls+len(pl.moreCalls))
+	for _, c := range append(pl.callBuf[:pl.ncalls:pl.ncalls], pl.moreCalls...) {
+		calls = append(calls, Call{Service: strings.ToLower(c.Service), Action: strings.ToLower(c.Action), Unsure: c.Unsure})
+	}
+	return calls
 }
 
 // Presets are named lists of actions that allow_actions accepts as one
@@ -136,7 +139,7 @@ func (a *AllowList) Check(pl *Plan) error {
 		}
 		return nil
 	}
-	for i, c := range pl.calls {
+	for i, c := range pl.Calls() {
 		switch {
 		case c.Unsure:
 			return forbidden("multirequest sub-request %d names its service or action more than once", i+1)

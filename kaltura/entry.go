@@ -33,8 +33,23 @@ type namedEntry struct {
 
 // noteEntry records an entry parameter's value, when it has one.
 func (ps *params) noteEntry(sub int, v string) {
-	if v != "" {
-		ps.entries = append(ps.entries, namedEntry{sub, v})
+	switch {
+	case v == "":
+	case ps.nentries < len(ps.entryBuf):
+		ps.entryBuf[ps.nentries] = namedEntry{sub, v}
+		ps.nentries++
+	default:
+		ps.moreEntries = append(ps.moreEntries, namedEntry{sub, v})
+	}
+}
+
+// eachEntry calls f for every entry value recorded, in the order read.
+func (ps *params) eachEntry(f func(e namedEntry)) {
+	for _, e := range ps.entryBuf[:ps.nentries] {
+		f(e)
+	}
+	for _, e := range ps.moreEntries {
+		f(e)
 	}
 }
 
@@ -115,7 +130,9 @@ type entrySum struct {
 // addValue adds a literal value: an entry id, or a comma-separated list of
 // them (the *In filters).
 func (s *entrySum) addValue(v string) {
-	for _, e := range strings.Split(v, ",") {
+	for more := true; more; {
+		var e string
+		e, v, more = strings.Cut(v, ",")
 		switch {
 		case !ValidEntryID(e):
 			if s.bad == "" {
@@ -125,18 +142,6 @@ func (s *entrySum) addValue(v string) {
 			s.id = e
 		case e != s.id && s.other == "":
 			s.other = e
-		}
-	}
-}
-
-// add merges what another sum names into s.
-func (s *entrySum) add(o entrySum) {
-	if o.bad != "" && s.bad == "" {
-		s.bad = o.bad
-	}
-	for _, e := range []string{o.id, o.other} {
-		if e != "" {
-			s.addValue(e)
 		}
 	}
 }
@@ -172,73 +177,59 @@ func ValidEntryID(s string) bool {
 	return true
 }
 
-// resultRef returns the execution ordinal a value refers to when it is
-// exactly a multirequest reference ({2:result:objects:0:id}); ok false for
-// any other value (one that merely contains a reference is substituted
-// textually by Kaltura, and read here as the literal it is not).
-func resultRef(v string) (ordinal int, ok bool) {
+// isResultRef reports whether a value is exactly a multirequest reference
+// ({2:result:objects:0:id}). One that merely contains a reference is
+// substituted textually by Kaltura, and read here as the literal it is not.
+func isResultRef(v string) bool {
 	if len(v) < len("{1:result}") || v[0] != '{' || v[len(v)-1] != '}' ||
 		strings.ContainsAny(v[1:len(v)-1], "{}") {
-		return 0, false
+		return false
 	}
 	num, rest, found := strings.Cut(v[1:len(v)-1], ":")
 	if !found || (rest != "result" && !strings.HasPrefix(rest, "result:")) {
-		return 0, false
+		return false
 	}
 	n, ok := subIndex(num)
-	return n, ok && n > 0
+	return ok && n > 0
 }
 
 // noteEntries sets the plan's entry from what ps named: the top-level
-// parameters of a single call, or the sub-requests that execute of a
-// multirequest (start, count: their keys), references resolved to the
-// entry their source sub-request names. A reference to a sub-request that
-// names none adds nothing: the KS is scoped to entries the request names.
+// parameters of a single call, or those of the sub-requests of a
+// multirequest that execute (keys start to start+count-1).
+//
+// A reference ({2:result:objects:0:id}) stands for the entry its source
+// sub-request names: an earlier one that executes (ordinals count from the
+// first), whose own values are counted here already, or none (Kaltura then
+// substitutes ""). So a reference adds no entry, and is no invalid value
+// either: the KS is scoped to the entries the request names literally.
 func (pl *Plan) noteEntries(ps *params, start, count int) {
-	if len(ps.entries) == 0 {
+	if ps.nentries == 0 {
 		return
 	}
 	var total entrySum
-	if !pl.Multirequest {
-		for _, e := range ps.entries {
+	ps.eachEntry(func(e namedEntry) {
+		switch {
+		case !pl.Multirequest:
 			if e.sub == noSub {
 				total.addValue(e.v)
 			}
+		case e.sub < start || e.sub >= start+count:
+			// Top-level parameters reach no sub-request; later ones do not run.
+		case isResultRef(e.v):
+		default:
+			total.addValue(e.v)
 		}
-		pl.setEntry(total)
-		return
-	}
-	sums := make(map[int]entrySum, count)
-	for n := start; n < start+count; n++ {
-		var s entrySum
-		for _, e := range ps.entries {
-			if e.sub != n {
-				continue
-			}
-			if ord, ok := resultRef(e.v); ok {
-				// Ordinals count from the first sub-request that runs.
-				if target := start + ord - 1; target < n {
-					s.add(sums[target])
-				}
-				continue
-			}
-			s.addValue(e.v)
-		}
-		sums[n] = s
-		total.add(s)
-	}
+	})
 	pl.setEntry(total)
 }
 
-// setEntry keeps s in the plan, its values copied (they borrow the request).
+// setEntry keeps s in the plan. Its values borrow the request (its URL, or
+// its body, which the plan keeps and nothing writes to), like the plan's
+// Service and Action.
 func (pl *Plan) setEntry(s entrySum) {
-	pl.entryID, pl.entryOther = strings.Clone(s.id), strings.Clone(s.other)
-	if s.bad != "" {
-		b := s.bad
-		if len(b) > 40 {
-			b = b[:40] + "…"
-		}
-		pl.entryBad = strings.Clone(b)
+	pl.entryID, pl.entryOther, pl.entryBad = s.id, s.other, s.bad
+	if len(s.bad) > 40 {
+		pl.entryBad = s.bad[:40] + "…"
 	}
 }
 

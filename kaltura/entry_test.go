@@ -143,14 +143,14 @@ func TestValidEntryID(t *testing.T) {
 	}
 }
 
-func TestResultRef(t *testing.T) {
-	for s, want := range map[string]int{
-		"{1:result}": 1, "{2:result:objects:0:id}": 2, "{12:result:ks}": 12,
-		"{0:result}": -1, "{1:results}": -1, "x{1:result}": -1, "{1:result}x": -1, "{1:result:{2:result}}": -1, "{a:result}": -1, "{01:result}": -1,
+func TestIsResultRef(t *testing.T) {
+	for s, want := range map[string]bool{
+		"{1:result}": true, "{2:result:objects:0:id}": true, "{12:result:ks}": true,
+		"{0:result}": false, "{1:results}": false, "x{1:result}": false, "{1:result}x": false, "{1:result:{2:result}}": false,
+		"{a:result}": false, "{01:result}": false, "{1}": false, "": false,
 	} {
-		n, ok := resultRef(s)
-		if (want < 0 && ok) || (want >= 0 && n != want) {
-			t.Errorf("resultRef(%q) = %d, %v", s, n, ok)
+		if isResultRef(s) != want {
+			t.Errorf("isResultRef(%q) = %v", s, !want)
 		}
 	}
 }

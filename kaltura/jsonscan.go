@@ -118,18 +118,37 @@ func noteJSON(ps *params, b []byte, ms []member, subs []subMembers) {
 
 // noteEntryFilter records the entry properties of the filter object m
 // (sub-request sub's, or the top level's for noSub).
+// b was validated whole: the object is walked as objectMembers does, its
+// names and values borrowed, without collecting its members.
 func noteEntryFilter(ps *params, b []byte, m member, sub int) {
 	if !m.isObject {
 		return
 	}
-	fms, _, err := objectMembers(b, m.valStart) // b was validated whole
-	if err != nil {
-		return
-	}
-	for _, f := range fms {
-		if !f.isObject && entryFilterKey(f.key) {
-			ps.noteEntry(sub, borrowedScalar(b, f))
+	i := skipWS(b, m.valStart+1)
+	for i < len(b) && b[i] == '"' {
+		ks := i
+		i = skipString(b, i)
+		if i > len(b) {
+			return
 		}
+		key := borrowedName(b[ks:i])
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return
+		}
+		vs := skipWS(b, i+1)
+		i = skipValue(b, vs)
+		if vs >= len(b) || i > len(b) {
+			return
+		}
+		if entryFilterKey(key) {
+			ps.noteEntry(sub, borrowedScalar(b, member{valStart: vs, valEnd: i, isString: b[vs] == '"'}))
+		}
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ',' {
+			return
+		}
+		i = skipWS(b, i+1)
 	}
 }
 

@@ -48,9 +48,11 @@ type params struct {
 	nsubs int
 	more  map[int]*subRequest
 	slab  []subRequest // where more's entries live, a few per allocation
-	// entries are the values of the parameters that name an entry
-	// (noteEntryParam), in the order read.
-	entries []namedEntry
+	// The values of the parameters that name an entry (noteEntryParam),
+	// in the order read: the first few inline, the rest in moreEntries.
+	entryBuf    [4]namedEntry
+	nentries    int
+	moreEntries []namedEntry
 	// badIndex is a parameter name whose first element Kaltura's
 	// multirequest takes as a sub-request index (PHP is_numeric + intval)
 	// but subIndex does not: "01", "+1", " 1", "1.0", "1e0", a huge number.

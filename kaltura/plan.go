@@ -70,7 +70,12 @@ type Plan struct {
 	// thumbnail, download, raw).
 	PlayerAction string
 
-	calls      []Call // multirequest: the sub-requests that would execute (allow.go)
+	// Multirequest: the sub-requests that would execute (allow.go), the
+	// first few inline (a player's multirequest allocates none), the rest
+	// in moreCalls.
+	callBuf    [inlineSubs]Call
+	ncalls     int
+	moreCalls  []Call
 	entryID    string // the first entry the request names (entry.go)
 	entryOther string // a second, distinct one
 	entryBad   string // the first value read as an entry id that is none
