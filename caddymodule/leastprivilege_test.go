@@ -262,3 +262,32 @@ func TestProvisionAllowListsNameTheField(t *testing.T) {
 		caddytest.AssertLoadError(t, cfg, "json", c.want)
 	}
 }
+
+// TestEntryPlaceholder: {http.kaltura_ks.entry_id} is the one valid entry
+// the request names, for the handlers after kaltura_ks, with or without
+// privileges using it; empty when the request names none or several.
+func TestEntryPlaceholder(t *testing.T) {
+	for _, privileges := range []string{"", lpPrivileges} {
+		e := &env{t: t, tc: newTester(t)}
+		e.emu, e.srv = newEmulator(t, playbackToken)
+		e.loadSite("route {\n\t" + e.handlerBlock(privileges) + "\n\trespond \"entry={http.kaltura_ks.entry_id}\"\n\t}")
+		for target, want := range map[string]string{
+			"/api_v3/index.php?service=baseentry&action=get&entryId=" + lpEntryA:                       "entry=" + lpEntryA,
+			"/p/123/sp/12300/playManifest/entryId/" + lpEntryB + "/a.m3u8":                             "entry=" + lpEntryB,
+			"/api_v3/index.php?service=baseentry&action=list&filter:idIn=" + lpEntryA + "," + lpEntryB: "entry=",
+			"/api_v3/index.php?service=media&action=list":                                              "entry=",
+		} {
+			r := e.send("GET", target, "", "", "alice")
+			if privileges != "" && want == "entry=" {
+				// Refused: nothing after kaltura_ks runs.
+				if !strings.Contains(r.body, "_ENTRY") {
+					t.Errorf("%q %s: %s", privileges, target, r.body)
+				}
+				continue
+			}
+			if r.body != want {
+				t.Errorf("%q %s: %q, want %q", privileges, target, r.body, want)
+			}
+		}
+	}
+}

@@ -16,7 +16,8 @@ const (
 
 // placeholders answers the handler's placeholders for one request: one
 // allocation, the function with what it captured. entry is the request's
-// entry, "" for none (or when setEntry has set it already).
+// entry, "" for none; when setEntry has set it, its value wins (static
+// values come before the providers added with Map).
 func placeholders(outcome cache.Outcome, ks, entry string) caddy.ReplacerFunc {
 	return func(key string) (any, bool) {
 		switch key {
@@ -25,7 +26,7 @@ func placeholders(outcome cache.Outcome, ks, entry string) caddy.ReplacerFunc {
 		case fingerprintPlaceholder:
 			return kaltura.Fingerprint(ks), true
 		case entryPlaceholder:
-			return entry, entry != ""
+			return entry, true
 		}
 		return nil, false
 	}
