@@ -15,7 +15,8 @@ func TestQueryOnlyLikePrepareAPI(t *testing.T) {
 	parts := []string{"service=baseentry", "action=get", "ks=abc", "format=1", "format=9", "callback=cb", "callback=a%28b",
 		"service=apptoken", "action=startSession", "service=Session", "action=END", "Service=x", "ks", "ks=", "ks=a+b",
 		"a=b+c", "service=base%45ntry", "service=multirequest", "service=MultiRequest", "x=1", "clientTag=html5:v3", "",
-		"1:ks=2", "k.s=3", "ks[]=4", "ks%00=5", "1:service=a", "=x", "service"}
+		"1:ks=2", "k.s=3", "ks[]=4", "ks%00=5", "1:service=a", "=x", "service",
+		"entryId=0_abcd1234", "entryId=1_zzzz9999", "entryId=0_ab", "entryId=", "entryId=0_abcd1234%2C1_x", "filter:idEqual=0_abcd1234"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	taken := 0
 	for i := 0; i < 50000; i++ {

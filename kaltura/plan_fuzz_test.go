@@ -164,6 +164,15 @@ func FuzzPrepareApply(f *testing.F) {
 		if pl.Class == PassThrough && pl.Disposition != Forward {
 			t.Fatalf("pass-through request with disposition %d", pl.Disposition)
 		}
+		// Whatever the request, the entry is one of Kaltura's shape, or none.
+		if id, err := pl.EntryID(); (err == nil) != ValidEntryID(id) || (pl.Entry() != "" && pl.Entry() != id) {
+			t.Fatalf("entry %q (%v), Entry() %q", id, err, pl.Entry())
+		}
+		for _, c := range pl.Calls() {
+			if c.Service != strings.ToLower(c.Service) || c.Action != strings.ToLower(c.Action) {
+				t.Fatalf("call %+v not lowercased", c)
+			}
+		}
 		switch pl.Disposition {
 		case EndSession:
 			return // answered by the sidecar itself
