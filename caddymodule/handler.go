@@ -6,7 +6,8 @@
 // Where things are: handler.go, the configuration (Handler) and the request
 // path (ServeHTTP); provision.go, loading a configuration (defaults,
 // placeholders, checks, the shared cache); caddyfile.go, the Caddyfile
-// syntax; user.go, whose KS a request gets; mint.go, obtaining a KS from
+// syntax; user.go, whose KS a request gets; allow.go, the allowlists and
+// the entry a KS is scoped to; mint.go, obtaining a KS from
 // Kaltura; inspect.go, holding back responses that may reject the KS;
 // failure.go, answering what the handler cannot serve; log.go, metrics.go
 // and placeholders.go, what the handler reports; sharedtier.go, the cache
