@@ -42,14 +42,18 @@ const (
 	entB = "1_zzzz9999"
 )
 
-func TestEntryID(t *testing.T) {
+// entryCase is a request and what EntryID says of it: the entry, or the
+// error's code.
+type entryCase struct{ name, method, target, ctype, body, want string }
+
+// entryCases are requests naming entries in every form Kaltura reads
+// (TestEntryID; TestPHPOracleEntries checks them against real PHP).
+func entryCases() []entryCase {
 	mpJSON := func(js string) string {
 		return mpBody("B", false, [2]string{cd(`name="json"`), js})
 	}
 	const json, form, mp = "application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=B"
-	cases := []struct {
-		name, method, target, ctype, body, want string
-	}{
+	return []entryCase{
 		// Single calls.
 		{"query entryId (one-pass reading)", "GET", "/api_v3/index.php?service=baseentry&action=get&entryId=" + entA, "", "", entA},
 		{"query entryId twice, different", "GET", "/api_v3/index.php?service=baseentry&action=get&entryId=" + entA + "&entryId=" + entB, "", "", "AMBIGUOUS_ENTRY"},
@@ -115,7 +119,10 @@ func TestEntryID(t *testing.T) {
 		{"download", "GET", "/p/123/sp/12300/download/entry_id/" + entA + "/flavor/0_flav1", "", "", entA},
 		{"raw, an array", "GET", "/p/123/raw/entry_id/" + entA + "?entry_id[]=x", "", "", "INVALID_ENTRY"},
 	}
-	for _, c := range cases {
+}
+
+func TestEntryID(t *testing.T) {
+	for _, c := range entryCases() {
 		t.Run(c.name, func(t *testing.T) {
 			pl := prep(t, c.method, c.target, c.ctype, c.body)
 			if got := entryOutcome(pl); got != c.want {

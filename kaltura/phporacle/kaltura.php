@@ -148,10 +148,29 @@ function oracle_ks($params)
 	return isset($params['ks']) ? $params['ks'] : null;
 }
 
-function oracle_exec($index, $service, $action, $ks)
+function oracle_exec($index, $service, $action, $ks, $entries)
 {
 	return array('index' => $index, 'service' => strtolower((string)$service),
-		'action' => strtolower((string)$action), 'ks' => oracle_value($ks));
+		'action' => strtolower((string)$action), 'ks' => oracle_value($ks), 'entries' => $entries);
+}
+
+// The values of a call's parameters that name an entry: entryId, and the
+// filter properties that select one, nested (filter[idEqual]) or flat
+// (filter:idEqual, split later by Kaltura's deserializer).
+function oracle_entries($params)
+{
+	$out = array();
+	if (!is_array($params))
+		return $out;
+	if (array_key_exists('entryId', $params))
+		$out[] = oracle_value($params['entryId']);
+	foreach (array('redirectFromEntryId', 'entryIdEqual', 'idEqual', 'objectIdEqual', 'entryIdIn', 'idIn', 'objectIdIn') as $k) {
+		if (isset($params['filter']) && is_array($params['filter']) && array_key_exists($k, $params['filter']))
+			$out[] = oracle_value($params['filter'][$k]);
+		if (array_key_exists('filter:' . $k, $params))
+			$out[] = oracle_value($params['filter:' . $k]);
+	}
+	return $out;
 }
 
 // A value as JSON can carry any bytes: its PHP type and base64.
@@ -193,6 +212,7 @@ function handleMultiRequest($allParams, array &$execs)
 		}
 	}
 	$multiRequestResultsPaths = getMultiRequestResultsPaths($listOfRequests);
+	$asSent = $listOfRequests; // the entries each call names, references unresolved
 	$ordinal = 0;
 	for ($i = $requestStartIndex; $i <= $requestEndIndex; $i++) {
 		$currentParams = isset($listOfRequests[$i]) ? $listOfRequests[$i] : array();
@@ -209,7 +229,8 @@ function handleMultiRequest($allParams, array &$execs)
 			$currentParams['partnerId'] = $commonParams['partnerId'];
 		if (!is_array($currentParams))
 			break; // Kaltura: "Malformed request"
-		$execs[] = oracle_exec($i, $currentService, $currentAction, oracle_ks($currentParams));
+		$execs[] = oracle_exec($i, $currentService, $currentAction, oracle_ks($currentParams),
+			oracle_entries(isset($asSent[$i]) ? $asSent[$i] : array()));
 		$currentResult = oracle_result($currentService, $currentAction);
 		for ($next = $i + 1; $next <= count($listOfRequests); $next++) {
 			if (isset($multiRequestResultsPaths[$next]))
@@ -258,7 +279,7 @@ switch ($class) {
 			$out['multirequest'] = true;
 			handleMultiRequest($params, $out['executions']);
 		} else {
-			$out['executions'][] = oracle_exec(0, $service, $action, oracle_ks($params));
+			$out['executions'][] = oracle_exec(0, $service, $action, oracle_ks($params), oracle_entries($params));
 		}
 		break;
 	case 'playManifest':
@@ -269,11 +290,13 @@ switch ($class) {
 		if ($ksHeader)
 			$ksStr = $ksHeader;
 		$out['kt'] = oracle_value($urlToken);
-		$out['executions'][] = array('ks' => oracle_value(($ksStr && !$urlToken) ? $ksStr : null));
+		$out['executions'][] = array('ks' => oracle_value(($ksStr && !$urlToken) ? $ksStr : null),
+			'entries' => array_key_exists('entryId', $params) ? array(oracle_value($params['entryId'])) : array());
 		break;
 	case 'asset':
 		$params = symfonyParams();
-		$out['executions'][] = array('ks' => oracle_value(isset($params['ks']) ? $params['ks'] : null));
+		$out['executions'][] = array('ks' => oracle_value(isset($params['ks']) ? $params['ks'] : null),
+			'entries' => array_key_exists('entry_id', $params) ? array(oracle_value($params['entry_id'])) : array());
 		break;
 }
 } catch (Throwable $e) {

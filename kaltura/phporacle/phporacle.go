@@ -1,6 +1,7 @@
 // Package phporacle runs real PHP as an oracle of how Kaltura's front end
 // and PHP read a request: which call (or multirequest sub-calls) it makes
-// and which KS takes effect in each.
+// and which KS takes effect in each, and the values of the parameters that
+// name its entry.
 //
 // Read routes the request target as Kaltura's Apache template does
 // (frontend.go), then runs php-cgi on it with kaltura.php, a PHP
@@ -64,6 +65,10 @@ type Execution struct {
 	Index           int    // the multirequest key; 0 for a single call
 	Service, Action string // lowercased (api only)
 	KS              *Value // nil: no KS parameter at all
+	// Entries are the values of the parameters naming an entry (entryId
+	// and entry filters; playManifest's entryId; thumbnail, download and
+	// raw's entry_id), a multirequest's references unresolved.
+	Entries []*Value
 }
 
 // Value is a PHP value: a string, or another type shown as JSON.
@@ -200,6 +205,7 @@ func (rd *Reading) decode(out []byte) error {
 			Index           int
 			Service, Action string
 			KS              *rawValue
+			Entries         []*rawValue
 		}
 		Get, Post, Files string
 		Warnings         []string
@@ -217,7 +223,15 @@ func (rd *Reading) decode(out []byte) error {
 		if err != nil {
 			return err
 		}
-		rd.Executions = append(rd.Executions, Execution{Index: e.Index, Service: e.Service, Action: e.Action, KS: ks})
+		ex := Execution{Index: e.Index, Service: e.Service, Action: e.Action, KS: ks}
+		for _, rv := range e.Entries {
+			v, err := rv.value()
+			if err != nil {
+				return err
+			}
+			ex.Entries = append(ex.Entries, v)
+		}
+		rd.Executions = append(rd.Executions, ex)
 	}
 	return nil
 }
