@@ -291,3 +291,24 @@ func TestEntryPlaceholder(t *testing.T) {
 		}
 	}
 }
+
+// TestEntryScopedKSesShareTheBound: each user × entry takes one of the
+// max_sessions slots, and the bound evicts them like any other entry.
+func TestEntryScopedKSesShareTheBound(t *testing.T) {
+	e := newEnv(t, playbackToken, lpPrivileges+"\n\t\tmax_sessions 2")
+	evictions := fmt.Sprintf(`caddy_kaltura_ks_evictions_total{partner="%d"}`, testPID)
+	before := scrapeMetrics(t, e)[evictions]
+	e.reset()
+	for _, entry := range []string{lpEntryA, lpEntryB, "2_cccc3333", lpEntryB} {
+		if r := e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId="+entry, "", "", "alice"); r.users() != "alice" {
+			t.Fatalf("%s: %q %s", entry, r.users(), r.body)
+		}
+	}
+	// Three pairs in two slots: one eviction; B, used again, stayed.
+	if got := scrapeMetrics(t, e)[evictions] - before; got != 1 {
+		t.Fatalf("%v evictions, want 1", got)
+	}
+	if n := e.mints(); n != 3 {
+		t.Fatalf("%d mints, want 3", n)
+	}
+}
