@@ -193,7 +193,10 @@ type handlerInfo struct {
 	Expiry      string `json:"expiry"`
 	UserID      string `json:"user_id"`
 	Privileges  string `json:"privileges,omitempty"`
-	Cache       string `json:"cache"`
+	// AllowActions and AllowPlayerPaths as configured; absent: all.
+	AllowActions     []string `json:"allow_actions,omitempty"`
+	AllowPlayerPaths []string `json:"allow_player_paths,omitempty"`
+	Cache            string   `json:"cache"`
 }
 
 // cacheInfo is one cache in the list. Handlers with the same service URL,
@@ -227,7 +230,8 @@ func list() any {
 		out.Handlers = append(out.Handlers, handlerInfo{
 			ServiceURL: h.ServiceURL, PartnerID: h.PartnerID, AppTokenID: h.AppTokenID, HashType: h.HashType,
 			WidgetID: h.WidgetID, SessionType: strings.ToLower(h.SessionType), Expiry: time.Duration(h.Expiry).String(),
-			UserID: h.UserID, Privileges: h.Privileges, Cache: h.shared.id,
+			UserID: h.UserID, Privileges: h.Privileges, AllowActions: h.AllowActions, AllowPlayerPaths: h.AllowPlayerPaths,
+			Cache: h.shared.id,
 		})
 	}
 	maxSessions := map[*sharedState]int{}

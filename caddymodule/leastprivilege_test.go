@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -310,5 +311,29 @@ func TestEntryScopedKSesShareTheBound(t *testing.T) {
 	}
 	if n := e.mints(); n != 3 {
 		t.Fatalf("%d mints, want 3", n)
+	}
+}
+
+// TestAdminAPIListsAllowLists: the admin API shows the allowlists as
+// configured.
+func TestAdminAPIListsAllowLists(t *testing.T) {
+	e := newEnv(t, nil, "allow_actions player_v7 user.get\n\t\tallow_player_paths playManifest")
+	resp, err := e.tc.Client.Get("http://localhost:2999/kaltura_ks/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Handlers []struct {
+			AllowActions     []string `json:"allow_actions"`
+			AllowPlayerPaths []string `json:"allow_player_paths"`
+		} `json:"handlers"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Handlers) != 1 || strings.Join(out.Handlers[0].AllowActions, " ") != "player_v7 user.get" ||
+		strings.Join(out.Handlers[0].AllowPlayerPaths, " ") != "playManifest" {
+		t.Fatalf("%+v", out)
 	}
 }
