@@ -1,0 +1,86 @@
+package kaltura
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// echoKS is a v1-like KS, with both '+' and '/' and '=' padding, so that
+// every spelling differs.
+const echoKS = "ZTk5ZWJlY2Rm+Yzc0YmE5/OTYwYjkyZDdjNGRkZmE0MDZmYTg1NjU2MHwtNTstNTsxNDE2NjI3OTQ5OzI7MTQ1OTE7TWVkaWFTZXJ2ZXI7ZGlzYWJsZWVudGl0bGVtZW50=="
+
+func TestKSEchoCutsEverySpelling(t *testing.T) {
+	e := NewKSEcho(echoKS)
+	safe := URLSafeKS(echoKS)
+	for _, tc := range []struct{ in, want string }{
+		{"http://cdn.example/p/1/sp/100/playManifest/entryId/0_a/ks/" + safe + "/a.m3u8", "http://cdn.example/p/1/sp/100/playManifest/entryId/0_a/a.m3u8"},
+		{"/p/1/raw/entry_id/0_a/ks/" + echoKS + "/x", "/p/1/raw/entry_id/0_a/x"},
+		{"a.m3u8?x=1&ks=" + url.QueryEscape(echoKS) + "&y=2", "a.m3u8?x=1&ks=&y=2"},
+		{"a?ks=" + strings.ToLower(url.QueryEscape(safe)), "a?ks="},
+		{`{"url":"\/p\/1\/ks\/` + strings.ReplaceAll(echoKS, "/", `\/`) + `\/a.f4m"}`, `{"url":"\/p\/1\/a.f4m"}`},
+		{"u=%2Fp%2F1%2Fks%2F" + url.QueryEscape(safe) + "%2Fa.mpd", "u=%2Fp%2F1%2Fa.mpd"},
+		{"<a>" + echoKS + "</a><b>" + safe + "</b>", "<a></a><b></b>"},
+	} {
+		got, found := e.CutString(tc.in)
+		if !found || got != tc.want {
+			t.Errorf("CutString(%q) = %q, %v; want %q", tc.in, got, found, tc.want)
+		}
+		if e.InString(got) {
+			t.Errorf("KS left in %q", got)
+		}
+	}
+	if got, found := e.CutString("#EXTM3U\nindex.m3u8\n"); found || got != "#EXTM3U\nindex.m3u8\n" {
+		t.Errorf("a body without the KS changed: %q %v", got, found)
+	}
+	if NewKSEcho("").In([]byte("anything")) {
+		t.Error("an empty KS is found")
+	}
+}
+
+// TestEchoFilterLikeCut checks that the streamed filter writes what Cut
+// writes, whatever the chunks.
+func TestEchoFilterLikeCut(t *testing.T) {
+	e := NewKSEcho(echoKS)
+	safe := URLSafeKS(echoKS)
+	var body bytes.Buffer
+	for i := range 200 {
+		switch i % 5 {
+		case 0:
+			body.WriteString("segment-" + strings.Repeat("x", i%37) + ".ts\n")
+		case 1:
+			body.WriteString("http://h/p/1/ks/" + safe + "/f" + string(rune('a'+i%26)) + ".ts\n")
+		case 2:
+			body.WriteString("q?ks=" + url.QueryEscape(echoKS) + "\n")
+		case 3:
+			body.WriteString("/ks/") // a prefix without a KS stays
+		default:
+			body.WriteString(echoKS[:i%len(echoKS)] + "\n") // part of a KS is no KS
+		}
+	}
+	want := e.Cut(body.Bytes())
+	if want == nil || e.In(want) {
+		t.Fatal("Cut left the KS")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 50 {
+		var out bytes.Buffer
+		f := e.NewEchoFilter(&out)
+		b := body.Bytes()
+		for len(b) > 0 {
+			n := min(len(b), 1+rng.IntN(1+round*20))
+			if _, err := f.Write(b[:n]); err != nil {
+				t.Fatal(err)
+			}
+			b = b[n:]
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), want) || !f.Found {
+			t.Fatalf("round %d: the filter wrote otherwise than Cut", round)
+		}
+	}
+}
