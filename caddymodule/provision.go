@@ -214,6 +214,9 @@ func (h *Handler) validateSettings() error {
 	if err := h.validateRequestSettings(); err != nil {
 		return err
 	}
+	if err := checkFollowHosts(h.FollowRedirects); err != nil {
+		return err
+	}
 	return h.validateTimingsAndLimits()
 }
 
@@ -412,6 +415,9 @@ func (h *Handler) build(ctx caddy.Context) error {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64
 	h.transport = transport
+	h.followClient = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse // followRedirect decides on each hop
+	}}
 	h.client = kaltura.NewClient(kaltura.ClientConfig{
 		ServiceURL: h.ServiceURL,
 		PartnerID:  h.PartnerID,
