@@ -57,6 +57,7 @@ func (in *inspector) decideEcho(status int) bool {
 		h.Set("Location", cut)
 		in.h.logRedirectNotFollowed(in.class, loc, in.ks)
 	}
+	in.cutHeaders()
 	if !redirect && in.class != kaltura.PlayManifest {
 		return false
 	}
@@ -75,6 +76,24 @@ func (in *inspector) decideEcho(status int) bool {
 	in.mode = filtering
 	in.w.WriteHeader(in.status)
 	return true
+}
+
+// cutHeaders cuts the KS from every other header of the answer
+// (Content-Location, Link, Refresh, …): Location is not the only one a
+// front end may fill from the request URI.
+func (in *inspector) cutHeaders() {
+	e := in.ksEcho()
+	h := in.w.Header()
+	for k, vs := range h {
+		for i, v := range vs {
+			if e.InString(v) {
+				// A new slice: a retry's header snapshot shares the old one.
+				cut, _ := e.CutString(v)
+				vs = append(vs[:i:i], append([]string{cut}, vs[i+1:]...)...)
+				h[k] = vs
+			}
+		}
+	}
 }
 
 // writeEcho is Write in the modes of this file.

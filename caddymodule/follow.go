@@ -78,7 +78,7 @@ var followHeaders = []string{"Accept", "Accept-Language", "User-Agent", "Range",
 
 // answerHeaders are the headers of the final answer of a followed redirect
 // that reach the client, in place of the redirect's.
-var answerHeaders = []string{"Content-Type", "Cache-Control", "Expires", "Last-Modified", "Etag", "Content-Range", "Accept-Ranges", "Content-Disposition"}
+var answerHeaders = []string{"Content-Type", "Cache-Control", "Expires", "Last-Modified", "Etag", "Content-Range", "Accept-Ranges", "Content-Disposition", "X-Kaltura", "X-Kaltura-App"}
 
 // followRedirect follows the redirect the inspector kept (following mode)
 // and answers the client with the final answer, the KS cut out of it.
@@ -147,6 +147,7 @@ func (h *Handler) writeFollowed(w http.ResponseWriter, r *http.Request, in *insp
 			h.logRedirectNotFollowed(in.class, loc, in.ks)
 		}
 	}
+	in.cutHeaders()
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
 		in.restart()
 		return h.fail(w, r, nil, codeAnswerUnreadable, http.StatusBadGateway,

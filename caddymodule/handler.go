@@ -8,7 +8,8 @@
 // placeholders, checks, the shared cache); caddyfile.go, the Caddyfile
 // syntax; user.go, whose KS a request gets; mint.go, obtaining a KS from
 // Kaltura; inspect.go, holding back responses that may reject the KS;
-// failure.go, answering what the handler cannot serve; log.go, metrics.go
+// echo.go and follow.go, keeping the injected KS out of answers that echo
+// it (follow_redirects); failure.go, answering what the handler cannot serve; log.go, metrics.go
 // and placeholders.go, what the handler reports; sharedtier.go, the cache
 // and Redis tier a config shares; admin.go and purge.go, the admin API
 // (admin.api.kaltura_ks) that lists handlers and purges caches. What a Kaltura request or

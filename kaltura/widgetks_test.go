@@ -24,7 +24,7 @@ func TestBlankWidgetKS(t *testing.T) {
 	}
 	for _, in := range []string{
 		`[{"objects":[],"objectType":"KalturaListResponse"}]`,
-		`[{"ks":"","objectType":"KalturaStartWidgetSessionResponse"}]`, // already blank
+		`[{"ks":"","objectType":"KalturaStartWidgetSessionResponse"}]`,           // already blank
 		`[{"ks":"` + wks + `","objectType":"KalturaStartWidgetSessionResponse"}`, // truncated
 		`KalturaStartWidgetSessionResponse`,
 		``,
