@@ -34,10 +34,11 @@ const (
 
 // ksEcho returns the finder of the injected KS, made once per request.
 func (in *inspector) ksEcho() *kaltura.KSEcho {
-	if in.echo == nil {
-		in.echo = kaltura.NewKSEcho(in.ks)
+	if !in.echoSet {
+		in.echo.Reset(in.ks)
+		in.echoSet = true
 	}
-	return in.echo
+	return &in.echo
 }
 
 // decideEcho decides, at the final status of a playManifest, download or
@@ -67,12 +68,15 @@ func (in *inspector) decideEcho(status int) bool {
 		in.mode = refusing
 		return true
 	}
-	if n, err := strconv.Atoi(first(h, "Content-Length")); err == nil && n <= in.limit {
-		in.mode, in.clen = echoHolding, n
-		return true
+	if cl := first(h, "Content-Length"); cl != "" { // (Atoi("") would allocate its error)
+		if n, err := strconv.Atoi(cl); err == nil && n <= in.limit {
+			in.mode, in.clen = echoHolding, n
+			return true
+		}
 	}
+	// Unknown or too long for max_inspect_size: filtered as it streams.
 	h.Del("Content-Length")
-	in.filter = in.ksEcho().NewEchoFilter(in.w)
+	in.filter.Reset(in.ksEcho(), in.w)
 	in.mode = filtering
 	in.w.WriteHeader(in.status)
 	return true
@@ -110,7 +114,7 @@ func (in *inspector) writeEcho(p []byte) (int, error) {
 		if in.buf.Len()+len(p) > in.limit {
 			// Longer than its Content-Length said: filter from here on.
 			in.w.Header().Del("Content-Length")
-			in.filter = in.ksEcho().NewEchoFilter(in.w)
+			in.filter.Reset(in.ksEcho(), in.w)
 			in.mode = filtering
 			in.w.WriteHeader(in.status)
 			if _, err := in.filter.Write(in.buf.Bytes()); err != nil {

@@ -45,7 +45,8 @@ func userKSs(e *env) []string {
 // ksSpellings are the ways a KS may be written in an answer.
 func ksSpellings(ks string) []string {
 	safe := strings.NewReplacer("+", "-", "/", "_").Replace(ks)
-	return []string{ks, safe, url.QueryEscape(ks), url.QueryEscape(safe), strings.ToLower(url.QueryEscape(safe)),
+	lowerHex := strings.NewReplacer("%2B", "%2b", "%2F", "%2f", "%3D", "%3d")
+	return []string{ks, safe, url.QueryEscape(ks), url.QueryEscape(safe), lowerHex.Replace(url.QueryEscape(safe)),
 		strings.ReplaceAll(ks, "/", `\/`), strings.TrimRight(safe, "=")}
 }
 

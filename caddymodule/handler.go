@@ -201,7 +201,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	for attempt := 0; ; attempt++ {
 		plan.ApplyChecked(r, entry.KS, kaltura.KSForms(entry.Forms))
-		in.ks, in.echo = entry.KS, nil
+		in.ks, in.echoSet = entry.KS, false
 		if h.debug {
 			h.logInjected(plan.Class, outcome, entry.KS, attempt)
 		}

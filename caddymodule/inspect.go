@@ -31,10 +31,11 @@ type inspector struct {
 	h         *Handler
 	ks        string // the injected KS of the current attempt
 	method    string
-	multi     bool                // a multirequest: blank its startWidgetSession results
-	echo      *kaltura.KSEcho     // ks's finder, made when needed
-	filter    *kaltura.EchoFilter // filtering mode's
-	followURL *url.URL            // following mode's
+	multi     bool               // a multirequest: blank its startWidgetSession results
+	echo      kaltura.KSEcho     // ks's finder, once echoSet
+	echoSet   bool               // echo is ks's
+	filter    kaltura.EchoFilter // filtering mode's
+	followURL *url.URL           // following mode's
 }
 
 // An inspector's mode: whether it holds or streams the response.
@@ -63,7 +64,7 @@ const keepBuffer = 64 << 10
 func newInspector(w http.ResponseWriter, class kaltura.Class, limit int, retry bool) *inspector {
 	in := inspectors.Get().(*inspector)
 	in.w, in.class, in.limit, in.status, in.mode, in.clen = w, class, limit, 0, undecided, -1
-	in.h, in.ks, in.method, in.multi, in.echo, in.filter, in.followURL = nil, "", "", false, nil, nil, nil
+	in.h, in.ks, in.method, in.multi, in.echoSet, in.followURL = nil, "", "", false, false, nil
 	if retry {
 		// A shallow copy is enough: header values are replaced or appended
 		// to, never changed in place.
@@ -81,7 +82,9 @@ func (in *inspector) free() {
 	if in.status == http.StatusSwitchingProtocols {
 		return
 	}
-	in.w, in.h, in.echo, in.filter, in.followURL = nil, nil, nil, nil, nil
+	in.w, in.h, in.followURL = nil, nil, nil
+	in.filter.Reset(nil, nil)
+	in.echo.Reset("")
 	clear(in.snap)
 	in.snap = in.snap[:0]
 	if in.buf.Cap() > keepBuffer {
@@ -105,7 +108,7 @@ func (in *inspector) restart() {
 		h[f.name] = f.values
 	}
 	in.status, in.mode, in.clen = 0, undecided, -1
-	in.filter, in.followURL = nil, nil
+	in.followURL = nil
 	in.buf.Reset()
 }
 

@@ -19,13 +19,15 @@ func TestKSEchoCutsEverySpelling(t *testing.T) {
 		{"http://cdn.example/p/1/sp/100/playManifest/entryId/0_a/ks/" + safe + "/a.m3u8", "http://cdn.example/p/1/sp/100/playManifest/entryId/0_a/a.m3u8"},
 		{"/p/1/raw/entry_id/0_a/ks/" + echoKS + "/x", "/p/1/raw/entry_id/0_a/x"},
 		{"a.m3u8?x=1&ks=" + url.QueryEscape(echoKS) + "&y=2", "a.m3u8?x=1&ks=&y=2"},
-		{"a?ks=" + strings.ToLower(url.QueryEscape(safe)), "a?ks="},
+		{"a?ks=" + strings.NewReplacer("%2B", "%2b", "%2F", "%2f", "%3D", "%3d").Replace(url.QueryEscape(echoKS)), "a?ks="},
+		// Base64 is case-sensitive: the KS lowercased is another string.
+		{"a?ks=" + strings.ToLower(safe) + "&b=" + safe[:40], "a?ks=" + strings.ToLower(safe) + "&b=" + safe[:40]},
 		{`{"url":"\/p\/1\/ks\/` + strings.ReplaceAll(echoKS, "/", `\/`) + `\/a.f4m"}`, `{"url":"\/p\/1\/a.f4m"}`},
 		{"u=%2Fp%2F1%2Fks%2F" + url.QueryEscape(safe) + "%2Fa.mpd", "u=%2Fp%2F1%2Fa.mpd"},
 		{"<a>" + echoKS + "</a><b>" + safe + "</b>", "<a></a><b></b>"},
 	} {
 		got, found := e.CutString(tc.in)
-		if !found || got != tc.want {
+		if found != (tc.in != tc.want) || got != tc.want {
 			t.Errorf("CutString(%q) = %q, %v; want %q", tc.in, got, found, tc.want)
 		}
 		if e.InString(got) {
@@ -43,6 +45,15 @@ func TestKSEchoCutsEverySpelling(t *testing.T) {
 // TestEchoFilterLikeCut checks that the streamed filter writes what Cut
 // writes, whatever the chunks.
 func TestEchoFilterLikeCut(t *testing.T) {
+	for _, ks := range []string{echoKS, echoKSv2} {
+		t.Run(ks[:4], func(t *testing.T) { testEchoFilterLikeCut(t, ks) })
+	}
+}
+
+// echoKSv2 is a v2-like KS: URL-safe, with '=' padding.
+const echoKSv2 = "djJ8MTIzfGq3_Nc-0uXyPz1Lw9sVb2Hd_kT4mR8aE6fY0cJ1nQ5iU7oG3xZ-vB9pS2lA8eW6hK4tN1rD0yF5jM7gC3qO9uI2wX_zV8bL6sH4dP1kT0aR5mE7nY3cJ9fQ2=="
+
+func testEchoFilterLikeCut(t *testing.T, echoKS string) {
 	e := NewKSEcho(echoKS)
 	safe := URLSafeKS(echoKS)
 	var body bytes.Buffer
@@ -79,7 +90,7 @@ func TestEchoFilterLikeCut(t *testing.T) {
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(out.Bytes(), want) || !f.Found {
+		if !bytes.Equal(out.Bytes(), want) || !f.Found() {
 			t.Fatalf("round %d: the filter wrote otherwise than Cut", round)
 		}
 	}
