@@ -211,3 +211,21 @@ func TestEchoDRMLicenseURL(t *testing.T) {
 	}
 	assertNoKS(t, "getPlaybackContext", resp, kss)
 }
+
+func TestEchoRedirectFollowFailsOrHead(t *testing.T) {
+	e, dh, dsrv := echoEnv(t, true, "")
+	p := "/p/123/sp/12300/playManifest/entryId/" + kalturatest.RedirectEntryID + "/format/applehttp/a.m3u8"
+	// HEAD is followed too, and answers the final answer's headers.
+	resp := e.send("HEAD", p, "", "", "alice")
+	if resp.status != 200 || resp.header.Get("Content-Type") != "application/vnd.apple.mpegurl" || len(dh.KSs()) != 1 {
+		t.Fatalf("HEAD: %d %v, delivery host saw %d requests", resp.status, resp.header, len(dh.KSs()))
+	}
+	assertNoKS(t, "HEAD", resp, userKSs(e))
+	// The delivery host gone: the client gets the handler's error, no KS.
+	dsrv.Close()
+	resp = e.send("GET", p, "", "", "alice")
+	if resp.status != http.StatusBadGateway || resp.header.Get("X-Kaltura-Ks-Proxy-Error") != "KS_PROXY_REDIRECT_FAILED" {
+		t.Fatalf("delivery host down: %d %v", resp.status, resp.header)
+	}
+	assertNoKS(t, "delivery host down", resp, userKSs(e))
+}

@@ -89,6 +89,10 @@ func (h *Handler) followRedirect(w http.ResponseWriter, r *http.Request, plan *k
 	for hop := 1; ; hop++ {
 		resp, err := h.followOnce(ctx, r, target)
 		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // without the URL, which holds the KS
+			}
 			in.restart()
 			return h.fail(w, r, plan, codeRedirectFailed, http.StatusBadGateway,
 				"following a redirect to "+target.Host+" failed: "+kaltura.Redact(err.Error(), in.ks), 0)
@@ -152,6 +156,13 @@ func (h *Handler) writeFollowed(w http.ResponseWriter, r *http.Request, in *insp
 		in.restart()
 		return h.fail(w, r, nil, codeAnswerUnreadable, http.StatusBadGateway,
 			"the answer of a followed redirect is compressed, and could not be read for the injected KS", 0)
+	}
+	if r.Method == http.MethodHead {
+		if cl := resp.Header.Get("Content-Length"); cl != "" {
+			hdr.Set("Content-Length", cl)
+		}
+		w.WriteHeader(resp.StatusCode)
+		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(in.limit)+1))
 	if err != nil && !errors.Is(err, io.EOF) {
