@@ -151,7 +151,9 @@ func (e *KSEcho) InString(s string) bool {
 	return e.In([]byte(s))
 }
 
-// Cut returns b without the KS (nil when b does not hold it).
+// Cut returns b without the KS (nil when b does not hold it). It reads b
+// once: a KS that only the bytes around a cut would form together, which
+// an answer echoing a URI does not hold, is not looked for again.
 func (e *KSEcho) Cut(b []byte) []byte {
 	if !e.maybeIn(b) {
 		return nil
