@@ -229,3 +229,42 @@ func TestEchoRedirectFollowFailsOrHead(t *testing.T) {
 	}
 	assertNoKS(t, "delivery host down", resp, userKSs(e))
 }
+
+// TestEchoRedirectHops: a listed host that redirects on is followed to a
+// second listed host, but not to an unlisted one (the client gets that
+// redirect without the KS), nor past 3 hops.
+func TestEchoRedirectHops(t *testing.T) {
+	e, dh1, dsrv1 := echoEnv(t, true, "")
+	dh2 := kalturatest.NewDeliveryHost(e.emu)
+	dsrv2 := httptest.NewServer(dh2)
+	t.Cleanup(dsrv2.Close)
+	dh1.RedirectTo(dsrv2.URL)
+	p := "/p/123/sp/12300/playManifest/entryId/" + kalturatest.RedirectEntryID + "/format/applehttp/a.m3u8"
+
+	// dsrv2 is not listed: its redirect reaches the client, without the KS.
+	resp := e.send("GET", p, "", "", "alice")
+	if resp.status != http.StatusFound || resp.header.Get("Location") != dsrv2.URL+p || len(dh2.KSs()) != 0 {
+		t.Fatalf("unlisted second hop: %d, Location %q, second host saw %d requests", resp.status, resp.header.Get("Location"), len(dh2.KSs()))
+	}
+	assertNoKS(t, "unlisted second hop", resp, userKSs(e))
+
+	// Both listed: followed to the end.
+	e.load("follow_redirects " + strings.TrimPrefix(dsrv2.URL, "http://") + " " + dsrv1.Listener.Addr().String())
+	e.tc.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp = e.send("GET", p, "", "", "alice")
+	kss := userKSs(e)
+	if resp.status != 200 || !strings.Contains(resp.body, "#EXT-X-KALTURA-KS-USER:alice") || len(dh2.KSs()) != 1 || dh2.KSs()[0] != kss[len(kss)-1] {
+		t.Fatalf("two listed hops: %d %q, second host saw %q", resp.status, resp.body, dh2.KSs())
+	}
+	assertNoKS(t, "two listed hops", resp, kss)
+
+	// A loop between the two: at most 3 hops, then the redirect goes to
+	// the client without the KS.
+	dh2.RedirectTo(dsrv1.URL)
+	before1, before2 := len(dh1.KSs()), len(dh2.KSs())
+	resp = e.send("GET", p, "", "", "alice")
+	if resp.status != http.StatusFound || len(dh1.KSs())-before1+len(dh2.KSs())-before2 != 3 {
+		t.Fatalf("loop: %d, %d hops followed", resp.status, len(dh1.KSs())-before1+len(dh2.KSs())-before2)
+	}
+	assertNoKS(t, "loop", resp, userKSs(e))
+}

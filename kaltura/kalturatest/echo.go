@@ -129,9 +129,18 @@ func DRMUserToken(licenseURL string) string {
 // stand-in file otherwise) and answers 403 to one without. It records the
 // KS of every request.
 type DeliveryHost struct {
-	e  *Emulator
-	mu sync.Mutex
-	ks []string
+	e        *Emulator
+	mu       sync.Mutex
+	ks       []string
+	redirect string // RedirectTo's
+}
+
+// RedirectTo makes the host answer every request with a 302 to base
+// followed by the request URI, as a host that hands on to another does.
+func (d *DeliveryHost) RedirectTo(base string) {
+	d.mu.Lock()
+	d.redirect = strings.TrimSuffix(base, "/")
+	d.mu.Unlock()
 }
 
 // NewDeliveryHost returns a delivery host checking KSs against e.
@@ -156,6 +165,7 @@ func (d *DeliveryHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d.mu.Lock()
 	d.ks = append(d.ks, ks)
+	redirect := d.redirect
 	d.mu.Unlock()
 	sess, st := d.e.validate(ks)
 	if st != ksValid {
@@ -164,6 +174,11 @@ func (d *DeliveryHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("X-Emulator-Ks-Users", sess.UserID)
+	if redirect != "" {
+		h.Set("Location", redirect+r.URL.RequestURI())
+		w.WriteHeader(http.StatusFound)
+		return
+	}
 	var body string
 	if strings.HasSuffix(r.URL.Path, ".m3u8") {
 		h.Set("Content-Type", "application/vnd.apple.mpegurl")
