@@ -51,6 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_body_size      <size>                 # default 10MiB
 //		max_inspect_size   <size>                 # default 1MiB
 //		max_user_id_length <n>                    # default 256
+//		follow_redirects   <host[:port]>...       # default none
 //		redis [<address>] {                       # optional; no block, no Redis
 //			address         <host:port>...        # required; repeatable (cluster seeds, or the Sentinels)
 //			master_name     <name>                # Sentinel mode
@@ -105,6 +106,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Redis = r
+			continue
+		}
+		if name == "follow_redirects" {
+			// One or more hosts.
+			h.FollowRedirects = d.RemainingArgs()
+			if len(h.FollowRedirects) == 0 {
+				return d.Errf("follow_redirects: expected at least one host")
+			}
+			if err := checkFollowHosts(h.FollowRedirects); err != nil {
+				return d.WrapErr(err)
+			}
 			continue
 		}
 		var val string

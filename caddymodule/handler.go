@@ -9,7 +9,8 @@
 // syntax; user.go, whose KS a request gets; allow.go, the allowlists and
 // the entry a KS is scoped to; mint.go, obtaining a KS from
 // Kaltura; inspect.go, holding back responses that may reject the KS;
-// failure.go, answering what the handler cannot serve; log.go, metrics.go
+// echo.go and follow.go, keeping the injected KS out of answers that echo
+// it (follow_redirects); failure.go, answering what the handler cannot serve; log.go, metrics.go
 // and placeholders.go, what the handler reports; sharedtier.go, the cache
 // and Redis tier a config shares; admin.go and purge.go, the admin API
 // (admin.api.kaltura_ks) that lists handlers and purges caches. What a Kaltura request or
@@ -116,6 +117,12 @@ type Handler struct {
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 	// Longest accepted user id, in bytes. Default 256.
 	MaxUserIDLength int `json:"max_user_id_length,omitempty"`
+	// Hosts (host or host:port) to which a playManifest, download or raw
+	// redirect carrying the injected KS is followed inside the sidecar, at
+	// most 3 hops within 10s, so that the client gets the final answer
+	// without the KS. A redirect to any other host reaches the client with
+	// the KS cut from its Location. Default: none.
+	FollowRedirects []string `json:"follow_redirects,omitempty"`
 	// The Redis shared by the replicas of a fleet (see RedisConfig).
 	// Optional: without it, no Redis is used.
 	Redis *RedisConfig `json:"redis,omitempty"`
@@ -140,6 +147,9 @@ type Handler struct {
 	metrics     *metrics
 	mints       *mintCounters // the mints counters of this handler's partner
 	logLimiter  *logLimiter   // one log line per Kaltura error code per minute
+
+	// Set by Provision from follow_redirects (follow.go).
+	followClient *http.Client
 }
 
 // CaddyModule names the module, http.handlers.kaltura_ks, for Caddy's
@@ -197,16 +207,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Map(placeholders(outcome, entry.KS, h.entryForPlaceholder(plan)))
 	in := newInspector(w, plan.Class, h.MaxInspectSize, replayable)
 	defer in.free()
+	in.h, in.method, in.multi = h, r.Method, plan.Multirequest
+	if plan.Class == kaltura.PlayManifest {
+		// An uncompressed manifest, so that the KS can be cut from it
+		// (echo.go): the transport then asks for gzip itself and hands
+		// back the body decompressed.
+		r.Header.Del("Accept-Encoding")
+	}
 	for attempt := 0; ; attempt++ {
 		plan.ApplyChecked(r, entry.KS, kaltura.KSForms(entry.Forms))
+		in.ks, in.echoSet = entry.KS, false
 		if h.debug {
 			h.logInjected(plan.Class, outcome, entry.KS, attempt)
 		}
 		if attempt > 0 {
 			in.restart() // a retry starts from the headers before the first attempt
 		}
-		if err := next.ServeHTTP(in, r); err != nil || !in.held() {
+		err := next.ServeHTTP(in, r)
+		switch {
+		case err != nil:
 			return err
+		case in.mode == following:
+			return h.followRedirect(w, r, plan, in)
+		case in.mode == refusing:
+			return h.echoRefused(w, r, plan, in)
+		case !in.held():
+			return in.finishEcho()
 		}
 		// The response may say Kaltura rejected the KS before its expiry.
 		v, redacted := in.verdict(entry.KS)

@@ -84,6 +84,12 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
+	if code == 0 {
+		for _, p := range sweepResponsesForKS() {
+			fmt.Fprintln(os.Stderr, "FAIL: responses sweep:", p)
+			code = 1
+		}
+	}
 	// After every test, whatever each one's result: the sweep searches the
 	// logs that all of them left.
 	if why := sweepSkipped(); why != "" {

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 
@@ -25,6 +26,16 @@ type inspector struct {
 	clen   int // the held response's Content-Length, -1 if none or encoded
 	buf    bytes.Buffer
 	mode   uint8
+
+	// For the answers that may echo the injected KS (echo.go).
+	h         *Handler
+	ks        string // the injected KS of the current attempt
+	method    string
+	multi     bool               // a multirequest: blank its startWidgetSession results
+	echo      kaltura.KSEcho     // ks's finder, once echoSet
+	echoSet   bool               // echo is ks's
+	filter    kaltura.EchoFilter // filtering mode's
+	followURL *url.URL           // following mode's
 }
 
 // An inspector's mode: whether it holds or streams the response.
@@ -53,6 +64,7 @@ const keepBuffer = 64 << 10
 func newInspector(w http.ResponseWriter, class kaltura.Class, limit int, retry bool) *inspector {
 	in := inspectors.Get().(*inspector)
 	in.w, in.class, in.limit, in.status, in.mode, in.clen = w, class, limit, 0, undecided, -1
+	in.h, in.ks, in.method, in.multi, in.echoSet, in.followURL = nil, "", "", false, false, nil
 	if retry {
 		// A shallow copy is enough: header values are replaced or appended
 		// to, never changed in place.
@@ -70,7 +82,9 @@ func (in *inspector) free() {
 	if in.status == http.StatusSwitchingProtocols {
 		return
 	}
-	in.w = nil
+	in.w, in.h, in.followURL = nil, nil, nil
+	in.filter.Reset(nil, nil)
+	in.echo.Reset("")
 	clear(in.snap)
 	in.snap = in.snap[:0]
 	if in.buf.Cap() > keepBuffer {
@@ -94,6 +108,7 @@ func (in *inspector) restart() {
 		h[f.name] = f.values
 	}
 	in.status, in.mode, in.clen = 0, undecided, -1
+	in.followURL = nil
 	in.buf.Reset()
 }
 
@@ -117,6 +132,9 @@ func (in *inspector) WriteHeader(status int) {
 		in.mode = holding
 		return
 	}
+	if in.class != kaltura.API && in.decideEcho(status) {
+		return
+	}
 	in.stream()
 }
 
@@ -136,7 +154,10 @@ func (in *inspector) Write(p []byte) (int, error) {
 	if in.mode == streaming {
 		return in.w.Write(p)
 	}
-	if in.class == kaltura.API && in.buf.Len() == 0 && len(p) == in.clen && !kaltura.MayHoldAPIError(p) {
+	if in.mode > streaming {
+		return in.writeEcho(p)
+	}
+	if in.class == kaltura.API && in.buf.Len() == 0 && len(p) == in.clen && !kaltura.MayHoldAPIError(p) && !(in.multi && kaltura.MayHoldWidgetKS(p)) {
 		// The whole body in one write, and no error in it: nothing for the
 		// handler to decide, so it goes through without being held.
 		in.stream()
@@ -157,7 +178,7 @@ func (in *inspector) Write(p []byte) (int, error) {
 
 // Flush passes through once streaming; while holding there is nothing to flush.
 func (in *inspector) Flush() {
-	if in.mode == streaming {
+	if in.mode == streaming || in.mode == filtering {
 		_ = http.NewResponseController(in.w).Flush()
 	}
 }
@@ -203,7 +224,19 @@ func (in *inspector) verdict(ks string) (kaltura.Verdict, []byte) {
 	if in.class == kaltura.API {
 		body, _ = in.body()
 	}
-	return kaltura.JudgeHeldResponse(in.class, body, ks)
+	v, redacted := kaltura.JudgeHeldResponse(in.class, body, ks)
+	if in.multi && body != nil {
+		// The sidecar put the user's KS in every sub-request: the widget
+		// KS of a startWidgetSession result is used by nothing.
+		b := body
+		if redacted != nil {
+			b = redacted
+		}
+		if blank := kaltura.BlankWidgetKS(b); blank != nil {
+			redacted = blank
+		}
+	}
+	return v, redacted
 }
 
 // release writes the held response to the client; a non-nil replacement

@@ -217,6 +217,9 @@ func (h *Handler) validateSettings() error {
 	if err := h.validateRequestSettings(); err != nil {
 		return err
 	}
+	if err := checkFollowHosts(h.FollowRedirects); err != nil {
+		return err
+	}
 	return h.validateTimingsAndLimits()
 }
 
@@ -418,6 +421,9 @@ func (h *Handler) build(ctx caddy.Context) error {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64
 	h.transport = transport
+	h.followClient = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse // followRedirect decides on each hop
+	}}
 	h.client = kaltura.NewClient(kaltura.ClientConfig{
 		ServiceURL: h.ServiceURL,
 		PartnerID:  h.PartnerID,

@@ -38,5 +38,8 @@ package kaltura
 //	ks.go         KS alphabets and spellings, fingerprints, redaction
 //	session.go    the appToken session client
 //	response.go   reading Kaltura's answers for KS errors
+//	echo.go       cutting the injected KS from answers that echo it
+//	widgetks.go   blanking a multirequest's startWidgetSession results
+//	hls.go        making an HLS playlist's relative URIs absolute
 //	reply.go      answering in Kaltura's format
 //	errors.go     the error types

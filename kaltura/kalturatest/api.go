@@ -420,7 +420,7 @@ func (e *Emulator) generic(c *call, sess Session) (any, *apiError) {
 		pid := strconv.Itoa(e.cfg.PartnerID)
 		url := "/p/" + pid + "/sp/" + pid + "00/playManifest/entryId/" + id + "/protocol/http/format/applehttp/flavorIds/0_flav1/a.m3u8"
 		return obj{
-			{"sources", []any{obj{{"deliveryProfileId", 1}, {"format", "applehttp"}, {"protocols", "http,https"}, {"flavorIds", "0_flav1"}, {"url", url}, {"drm", []any{}}, {"objectType", "KalturaPlaybackSource"}}}},
+			{"sources", []any{obj{{"deliveryProfileId", 1}, {"format", "applehttp"}, {"protocols", "http,https"}, {"flavorIds", "0_flav1"}, {"url", url}, {"drm", e.drm(id, c.ks)}, {"objectType", "KalturaPlaybackSource"}}}},
 			{"playbackCaptions", []any{}},
 			{"flavorAssets", []any{obj{{"id", "0_flav1"}, {"entryId", id}, {"objectType", "KalturaFlavorAsset"}}}},
 			{"actions", []any{}},

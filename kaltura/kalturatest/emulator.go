@@ -107,6 +107,7 @@ type Emulator struct {
 	faultGen  chan struct{} // closed and replaced whenever the fault changes
 	v1secret  string
 	widgetIDs map[string]bool
+	delivery  string // where redirecting answers point (echo.go)
 }
 
 // New returns an Emulator for cfg.

@@ -82,6 +82,9 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 	if st == ksValid {
 		user = sess.UserID
 	}
+	if e.serveEcho(w, r, kind, user, extwidgetEntryID(path, query), path) {
+		return true
+	}
 	writeExtwidget(w, r, kind, user, extwidgetEntryID(path, query), query)
 	return true
 }
