@@ -150,7 +150,7 @@ func (s *site) checkPlayback(t *testing.T, phase, user, forged string, v variant
 		keys = append(keys, fmt.Sprintf("%s=%d", k, n))
 	}
 	sort.Strings(keys)
-	t.Logf("%s: %d requests at Kaltura (%s's): %s", phase, len(recs), user, strings.Join(keys, " "))
+	t.Logf("%s: %d requests at Kaltura: %s", phase, len(recs), strings.Join(keys, " "))
 }
 
 // checkRefused waits for the anonymous page's API call to be refused with
@@ -188,7 +188,8 @@ func (s *site) checkRefused(t *testing.T, tb *tab) {
 	s.emu.Reset()
 }
 
-// checkNoSecrets searches every response the browsers received (headers,
+// checkNoSecrets checks that every request the browsers made stayed on the
+// app's origin, and searches every response they received (headers,
 // Set-Cookie included, and bodies) for every KS the emulator issued, in
 // every spelling, and for the appToken token.
 func (s *site) checkNoSecrets(t *testing.T, forged string, tabs ...*tab) {
@@ -217,8 +218,14 @@ func (s *site) checkNoSecrets(t *testing.T, forged string, tabs ...*tab) {
 	responses, bytes := 0, 0
 	for _, tb := range tabs {
 		for _, r := range tb.received() {
+			if strings.HasPrefix(r.url, "data:") || strings.HasPrefix(r.url, "blob:") {
+				continue // made by the page itself, not received
+			}
+			if !strings.HasPrefix(r.url, s.origin+"/") {
+				t.Errorf("%s: a request left the app's origin: %s (status %d)", tb.name, r.url, r.status)
+			}
 			if r.status == 0 {
-				continue // no response (failed, or a data: URL)
+				continue // no response (failed)
 			}
 			responses++
 			if r.done && r.bodyErr != nil && r.status == 200 {
