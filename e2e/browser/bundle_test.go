@@ -29,8 +29,8 @@ const (
 )
 
 // playerBundlePath returns the path of kaltura-ovp-player.js: $KALTURA_PLAYER_BUNDLE
-// if set, else the bundle from `npm pack`, cached under the user's cache
-// directory and checked against playerIntegrity.
+// if set, else the bundle from `npm pack`, checked against playerIntegrity
+// and kept under the user's cache directory.
 func playerBundlePath() (string, error) {
 	if p := os.Getenv(bundleEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -38,9 +38,9 @@ func playerBundlePath() (string, error) {
 		}
 		return p, nil
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
+	cache := userCache
+	if cache == "" {
+		cache = tmpDir // no user cache directory: fetch for this run only
 	}
 	dir := filepath.Join(cache, "caddy-kaltura-ks", "kaltura-player-js-3.17.95")
 	bundle := filepath.Join(dir, "kaltura-ovp-player.js")
@@ -61,6 +61,7 @@ func playerBundlePath() (string, error) {
 	defer os.RemoveAll(tmp)
 	cmd := exec.Command(npm, "pack", "--silent", playerPackage, "--pack-destination", tmp)
 	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "HOME="+userHome) // the user's npm configuration
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("npm pack %s: %v\n%s", playerPackage, err, out)

@@ -33,7 +33,13 @@ const (
 	tokenEnv    = "E2E_KALTURA_APP_TOKEN"
 )
 
-var tmpDir string
+var (
+	tmpDir string
+	// userHome and userCache are the user's, from before TestMain points
+	// HOME at tmpDir: npm reads its configuration there, and the player
+	// bundle is kept across runs there.
+	userHome, userCache string
+)
 
 func TestMain(m *testing.M) {
 	var err error
@@ -41,6 +47,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	userHome = os.Getenv("HOME")
+	userCache, _ = os.UserCacheDir()
 	// Caddy writes under $HOME and the XDG dirs.
 	os.Setenv("HOME", tmpDir)
 	os.Setenv("XDG_DATA_HOME", filepath.Join(tmpDir, "data"))
