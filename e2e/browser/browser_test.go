@@ -8,8 +8,10 @@ package browser
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,6 +73,26 @@ func testPlayer(t *testing.T, v variant) {
 	alice.play(s.pageURL(""))
 	s.checkPlayback(t, "alice again", "alice", "", v)
 
+	// ... and both at once: each request runs as one of them, each does
+	// all of the player's requests, and each browser's answers name its
+	// own user (checkAnswersName below).
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, tb := range []*tab{alice, bob} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tb.playErr(s.pageURL(""))
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.checkPlayback(t, "alice and bob at once", "alice,bob", "", v)
+
 	// 3. A valid KS of another user, minted at Kaltura, in alice's player
 	// config (provider.ks) never takes effect.
 	forged := s.emu.IssueKS(kalturatest.Session{UserID: "mallory", Privileges: "sview:*"})
@@ -83,31 +105,41 @@ func testPlayer(t *testing.T, v variant) {
 	anon.navigate(s.pageURL(""))
 	s.checkRefused(t, anon)
 
-	// 5. Nothing any browser received holds a KS or the token.
+	// 5. Nothing any browser received holds a KS or the token, and every
+	// answer names the browser's own user.
 	s.checkNoSecrets(t, forged, alice, bob, anon)
+	checkAnswersName(t, alice, bob)
 	t.Logf("done in %v", time.Since(start).Round(time.Millisecond))
 }
 
-// checkPlayback checks the emulator's records since the last check: one
-// player load and playback, every call, sub-request, manifest and
-// thumbnail run with user's KS (never a widget KS, never forged), and
-// segments passed through without one.
-func (s *site) checkPlayback(t *testing.T, phase, user, forged string, v variant) {
+// checkPlayback checks the emulator's records since the last check: a
+// player load and playback by each of users (comma-separated), every call,
+// sub-request, manifest and thumbnail run with one of their own KSes (never
+// a widget KS, never forged), and segments passed through without one.
+func (s *site) checkPlayback(t *testing.T, phase, users, forged string, v variant) {
 	t.Helper()
 	recs := s.emu.Records()
 	s.emu.Reset()
-	counts := map[string]int{}
+	want := strings.Split(users, ",")
+	counts := map[string]map[string]int{"": {}} // user -> kind -> requests ("": no KS)
+	for _, u := range want {
+		counts[u] = map[string]int{}
+	}
 	for _, r := range recs {
 		desc := fmt.Sprintf("%s: #%d %s %s %s.%s[%d]", phase, r.Seq, r.Method, r.Kind, r.Service, r.Action, r.Index)
 		if r.Index == 0 && (r.Service == "session" && r.Action == "startwidgetsession" || r.Service == "apptoken" && r.Action == "startsession") {
-			counts["the sidecar's mint"]++ // the sidecar's own session calls
+			counts[""]["the sidecar's mint"]++ // the sidecar's own session calls
 			continue
 		}
 		key := r.Kind
 		if r.Kind == "api" {
 			key = r.Service + "." + r.Action
 		}
-		counts[key]++
+		if c, ok := counts[r.User]; ok && r.KSValid {
+			c[key]++
+		} else {
+			counts[""][key]++
+		}
 		switch r.Kind {
 		case "serveFlavor":
 			if r.KS != "" {
@@ -117,13 +149,13 @@ func (s *site) checkPlayback(t *testing.T, phase, user, forged string, v variant
 			if r.Error != "" {
 				t.Errorf("%s: error %s", desc, r.Error)
 			}
-			if !r.KSValid || r.User != user {
-				t.Errorf("%s: ran as %q (KS valid %v, from %q), want %s's KS", desc, r.User, r.KSValid, r.KSSource, user)
+			if !r.KSValid || !slices.Contains(want, r.User) {
+				t.Errorf("%s: ran as %q (KS valid %v, from %q), want the KS of %s", desc, r.User, r.KSValid, r.KSSource, users)
 				continue
 			}
 			sess, ok := s.emu.Lookup(r.KS)
 			if !ok || sess.Widget {
-				t.Errorf("%s: ran with a widget KS, want %s's own", desc, user)
+				t.Errorf("%s: ran with a widget KS, want %s's own", desc, r.User)
 			}
 			if forged != "" && sameKS(r.KS, forged) {
 				t.Errorf("%s: the forged KS took effect", desc)
@@ -135,22 +167,65 @@ func (s *site) checkPlayback(t *testing.T, phase, user, forged string, v variant
 			t.Errorf("%s: unexpected request %s", desc, r.Path)
 		}
 	}
-	want := []string{"baseentry.list", "baseentry.getplaybackcontext", "metadata_metadata.list", "playManifest", "thumbnail", "serveFlavor"}
+	kinds := []string{"baseentry.list", "baseentry.getplaybackcontext", "metadata_metadata.list", "playManifest", "thumbnail"}
 	if forged == "" {
 		// Without a ks the player's multirequest starts with a widget session.
-		want = append(want, "session.startwidgetsession")
+		kinds = append(kinds, "session.startwidgetsession")
 	}
-	for _, k := range want {
-		if counts[k] == 0 {
-			t.Errorf("%s: no %s request reached Kaltura (saw %v)", phase, k, counts)
+	for _, u := range want {
+		for _, k := range kinds {
+			if counts[u][k] == 0 {
+				t.Errorf("%s: no %s request ran as %s (saw %v)", phase, k, u, counts)
+			}
 		}
 	}
-	keys := make([]string, 0, len(counts))
-	for k, n := range counts {
-		keys = append(keys, fmt.Sprintf("%s=%d", k, n))
+	if counts[""]["serveFlavor"] < len(want) {
+		t.Errorf("%s: %d segment requests reached Kaltura, want at least %d", phase, counts[""]["serveFlavor"], len(want))
+	}
+	var keys []string
+	for u, c := range counts {
+		if u == "" {
+			u = "no KS"
+		}
+		for k, n := range c {
+			keys = append(keys, fmt.Sprintf("%s:%s=%d", u, k, n))
+		}
 	}
 	sort.Strings(keys)
 	t.Logf("%s: %d requests at Kaltura: %s", phase, len(recs), strings.Join(keys, " "))
+}
+
+// checkAnswersName checks, from what each user's browser received, whose
+// KS its requests ran with: the emulator names the user of every
+// (sub-)request in X-Emulator-Ks-Users ("-" none), and the sidecar passes
+// the header on.
+func checkAnswersName(t *testing.T, tabs ...*tab) {
+	t.Helper()
+	for _, tb := range tabs {
+		n := 0
+		for _, r := range tb.received() {
+			users, ok := r.header["x-emulator-ks-users"]
+			if !ok {
+				continue
+			}
+			n++
+			if strings.Contains(r.url, "/serveFlavor/") {
+				if users != "-" {
+					t.Errorf("%s: a segment ran with a KS of %q: %s", tb.name, users, r.url)
+				}
+				continue
+			}
+			for _, u := range strings.Split(users, ",") {
+				if u != tb.user {
+					t.Errorf("%s: %s ran as %q (X-Emulator-Ks-Users: %s), want %s", tb.name, r.url, u, users, tb.user)
+				}
+			}
+		}
+		// One playback: the multirequest, the manifest, the poster, segments.
+		if n < 6 {
+			t.Errorf("%s: only %d answers from Kaltura", tb.name, n)
+		}
+	}
 }
 
 // checkRefused waits for the anonymous page's API call to be refused with

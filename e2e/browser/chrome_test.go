@@ -67,7 +67,8 @@ func startBrowser(t *testing.T) context.Context {
 type response struct {
 	url     string
 	status  int64
-	headers []string // "Name: value", from Network.responseReceived and its ExtraInfo (Set-Cookie included)
+	headers []string          // "Name: value", from Network.responseReceived and its ExtraInfo (Set-Cookie included)
+	header  map[string]string // Network.responseReceived's headers, by lowercased name
 	body    []byte
 	bodyErr error
 	done    bool // loading finished (a body was asked for)
@@ -79,6 +80,7 @@ type response struct {
 type tab struct {
 	t    *testing.T
 	name string
+	user string // the user logged in, "" none
 	ctx  context.Context
 
 	mu        sync.Mutex
@@ -129,6 +131,10 @@ func (tb *tab) onEvent(ev any) {
 		r := tb.get(ev.RequestID)
 		r.url, r.status = ev.Response.URL, ev.Response.Status
 		r.headers = append(r.headers, headerLines(ev.Response.Headers)...)
+		r.header = map[string]string{}
+		for k, v := range ev.Response.Headers {
+			r.header[strings.ToLower(k)] = fmt.Sprint(v)
+		}
 	case *network.EventResponseReceivedExtraInfo:
 		r := tb.get(ev.RequestID)
 		r.headers = append(r.headers, headerLines(ev.Headers)...)
@@ -166,31 +172,47 @@ func headerLines(h network.Headers) []string {
 // navigate opens url in the tab, failing the test on error.
 func (tb *tab) navigate(url string) {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-		tb.t.Fatalf("%s: %s: %v", tb.name, url, err)
+	if err := tb.navigateErr(url); err != nil {
+		tb.t.Fatal(err)
 	}
 }
 
+func (tb *tab) navigateErr(url string) error {
+	ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		return fmt.Errorf("%s: %s: %v", tb.name, url, err)
+	}
+	return nil
+}
+
 // login opens the app's login URL for user: the browser context then holds
-// user's session cookie.
+// user's session cookie, and the tab stands for user.
 func (tb *tab) login(origin, user string) {
 	tb.t.Helper()
 	tb.navigate(origin + "/login?user=" + user)
 	tb.quiet()
+	tb.user = user
 }
 
 // state returns the page's window.e2e.
 func (tb *tab) state() pageState {
 	tb.t.Helper()
+	st, err := tb.stateErr()
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	return st
+}
+
+func (tb *tab) stateErr() (pageState, error) {
 	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
 	defer cancel()
 	st, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](`window.e2e || {}`))
 	if err != nil {
-		tb.t.Fatalf("%s: %v", tb.name, err)
+		return st, fmt.Errorf("%s: %v", tb.name, err)
 	}
-	return st
+	return st, nil
 }
 
 // pageState is window.e2e of testdata/player.html.
@@ -204,22 +226,35 @@ type pageState struct {
 // event, then for the network to go quiet.
 func (tb *tab) play(url string) {
 	tb.t.Helper()
+	if err := tb.playErr(url); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+// playErr is play, returning what went wrong: it may run on any goroutine.
+func (tb *tab) playErr(url string) error {
 	start := time.Now()
-	tb.navigate(url)
+	if err := tb.navigateErr(url); err != nil {
+		return err
+	}
 	deadline := start.Add(45 * time.Second)
 	for {
-		st := tb.state()
+		st, err := tb.stateErr()
+		if err != nil {
+			return err
+		}
 		if st.Playing {
 			break
 		}
 		if len(st.Errors) > 0 || time.Now().After(deadline) {
-			tb.t.Fatalf("%s: the player did not play %s (loaded %v, errors %q); responses:\n%s", tb.name, url, st.Loaded, st.Errors, tb.summary())
+			return fmt.Errorf("%s: the player did not play %s (loaded %v, errors %q); responses:\n%s", tb.name, url, st.Loaded, st.Errors, tb.summary())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	playing := time.Since(start)
 	tb.quiet()
 	tb.t.Logf("%s: playing after %v, quiet after %v", tb.name, playing.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // quiet waits until no request is in flight and no network event came for
