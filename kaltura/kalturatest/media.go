@@ -2,7 +2,11 @@
 // baseEntry.list/get and baseEntry.getPlaybackContext describe the entry as
 // Kaltura does for Player v7's OVP provider, playManifest answers an HLS
 // media playlist, and serveFlavor serves its segments: 2 s of 64x48 H.264
-// (testdata/hls, made once with ffmpeg's testsrc).
+// in MPEG-TS (testdata/hls), made once with
+//
+//	ffmpeg -f lavfi -i testsrc=size=64x48:rate=10:duration=2 -c:v libx264 \
+//		-profile:v baseline -level 3.0 -pix_fmt yuv420p -g 10 -crf 40 \
+//		-f hls -hls_time 1 -hls_segment_filename 'seg-%d.ts' index.m3u8
 
 package kalturatest
 
