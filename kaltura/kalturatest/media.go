@@ -6,7 +6,8 @@
 //
 //	ffmpeg -f lavfi -i testsrc=size=64x48:rate=10:duration=2 -c:v libx264 \
 //		-profile:v baseline -level 3.0 -pix_fmt yuv420p -g 10 -crf 40 \
-//		-f hls -hls_time 1 -hls_segment_filename 'seg-%d.ts' index.m3u8
+//		-bsf:v h264_mp4toannexb -f hls -hls_time 1 -hls_playlist_type vod \
+//		-hls_segment_filename 'seg-%d.ts' index.m3u8
 
 package kalturatest
 
