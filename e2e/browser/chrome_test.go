@@ -88,7 +88,8 @@ type tab struct {
 	order     []network.RequestID
 	inflight  map[network.RequestID]bool
 	lastEvent time.Time
-	bodies    sync.WaitGroup
+	pending   int // bodies asked for and not yet received
+	redirects int
 }
 
 func newTab(t *testing.T, browserCtx context.Context, name string) *tab {
@@ -124,6 +125,14 @@ func (tb *tab) onEvent(ev any) {
 			return // blob: (the media element's source) and data: URLs
 		}
 		tb.inflight[ev.RequestID] = true
+		if rr := ev.RedirectResponse; rr != nil {
+			// The redirect's own response, under an id of its own.
+			tb.redirects++
+			r := tb.get(network.RequestID(fmt.Sprintf("%s/redirect-%d", ev.RequestID, tb.redirects)))
+			r.url, r.status, r.done = rr.URL, rr.Status, true
+			r.headers = headerLines(rr.Headers)
+			r.header = lowerKeys(rr.Headers)
+		}
 		if r := tb.get(ev.RequestID); r.url == "" {
 			r.url = ev.Request.URL
 		}
@@ -131,10 +140,7 @@ func (tb *tab) onEvent(ev any) {
 		r := tb.get(ev.RequestID)
 		r.url, r.status = ev.Response.URL, ev.Response.Status
 		r.headers = append(r.headers, headerLines(ev.Response.Headers)...)
-		r.header = map[string]string{}
-		for k, v := range ev.Response.Headers {
-			r.header[strings.ToLower(k)] = fmt.Sprint(v)
-		}
+		r.header = lowerKeys(ev.Response.Headers)
 	case *network.EventResponseReceivedExtraInfo:
 		r := tb.get(ev.RequestID)
 		r.headers = append(r.headers, headerLines(ev.Headers)...)
@@ -146,18 +152,39 @@ func (tb *tab) onEvent(ev any) {
 		r := tb.get(ev.RequestID)
 		r.done = true
 		id := ev.RequestID
-		tb.bodies.Add(1)
+		tb.pending++
 		go func() {
-			defer tb.bodies.Done()
 			res, err := chromedp.Call(tb.ctx, network.GetResponseBody, network.GetResponseBodyParams{RequestID: id})
 			tb.mu.Lock()
 			r.body, r.bodyErr = res.Body, err
+			tb.pending--
 			tb.mu.Unlock()
 		}()
 	case *network.EventLoadingFailed:
 		delete(tb.inflight, ev.RequestID)
 		tb.get(ev.RequestID).failed = ev.ErrorText
 	}
+}
+
+func lowerKeys(h network.Headers) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		m[strings.ToLower(k)] = fmt.Sprint(v)
+	}
+	return m
+}
+
+// waitBodies waits (at most 10 s) for the bodies asked for so far.
+func (tb *tab) waitBodies() {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		tb.mu.Lock()
+		n := tb.pending
+		tb.mu.Unlock()
+		if n == 0 {
+			return
+		}
+	}
+	tb.t.Errorf("%s: response bodies still pending after 10 s", tb.name)
 }
 
 func headerLines(h network.Headers) []string {
@@ -280,12 +307,12 @@ func (tb *tab) quiet() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	tb.bodies.Wait()
+	tb.waitBodies()
 }
 
 // received returns the responses so far, in the order they started.
 func (tb *tab) received() []response {
-	tb.bodies.Wait()
+	tb.waitBodies()
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	out := make([]response, 0, len(tb.order))
