@@ -31,6 +31,9 @@ type variant struct {
 
 var variants = []variant{
 	{name: "plain"},
+	// A site for one entry: its KSes narrowed to it, as the README's
+	// privileges field allows today.
+	{name: "sview-literal", handler: `privileges "sview:` + entryID + `,setrole:PLAYBACK_BASE_ROLE"`, tokenPrivileges: "sview:*,setrole:*", sview: true},
 	// With per-entry privileges and the Player v7 allowlist (issue 15; the
 	// handler does not know these subdirectives yet):
 	// {name: "sview", handler: `privileges "sview:{http.kaltura_ks.entry_id},setrole:PLAYBACK_BASE_ROLE"` + "\n\t\t\tallow_actions player_v7", tokenPrivileges: "sview:*,setrole:*", sview: true},
