@@ -43,8 +43,8 @@ var variants = []variant{
 // session.startWidgetSession sub-request returns still reaches the browser
 // in the multirequest's answer (issue 15: the sidecar is to remove echoed
 // KSes from answers). While true, such a widget KS, and only there, is
-// reported with t.Log instead of failing the test. Set it to false when
-// the sidecar removes it.
+// reported with t.Log instead of failing the test, and the test fails if
+// none is found: set it to false when the sidecar removes it.
 const widgetKSEchoExpected = true
 
 func TestPlayerV7InBrowser(t *testing.T) {
@@ -293,7 +293,7 @@ func (s *site) checkNoSecrets(t *testing.T, forged string, tabs ...*tab) {
 	if nUser < 2 || nWidget < 1 {
 		t.Errorf("the emulator issued %d user KSes and %d widget KSes: the search would prove little", nUser, nWidget)
 	}
-	responses, bytes := 0, 0
+	responses, bytes, known := 0, 0, 0
 	for _, tb := range tabs {
 		for _, r := range tb.received() {
 			if strings.HasPrefix(r.url, "data:") || strings.HasPrefix(r.url, "blob:") {
@@ -319,11 +319,15 @@ func (s *site) checkNoSecrets(t *testing.T, forged string, tabs ...*tab) {
 				found[sec.what+sec.ks] = true
 				if sec.what == "a widget KS" && widgetKSEchoExpected && isMultirequest(r.url) {
 					t.Logf("%s: KNOWN (widgetKSEchoExpected): %s in the answer to %s", tb.name, sec.what, r.url)
+					known++
 					continue
 				}
 				t.Errorf("%s: %s reached the browser in the response to %s", tb.name, sec.what, r.url)
 			}
 		}
+	}
+	if widgetKSEchoExpected && known == 0 {
+		t.Errorf("widgetKSEchoExpected is true, but no widget KS reached a browser: set it to false, so that one would fail the test")
 	}
 	if responses < 20 {
 		t.Errorf("only %d responses collected from the browsers", responses)
