@@ -253,13 +253,3 @@ func (s *site) pageURL(forged string) string {
 	}
 	return u
 }
-
-// userKS reports whether ks is a user KS the emulator issued (not a widget
-// KS) and whose it is.
-func (s *site) userKS(ks string) (string, bool) {
-	sess, ok := s.emu.Lookup(ks)
-	if !ok || sess.Widget {
-		return "", false
-	}
-	return sess.UserID, true
-}
