@@ -8,6 +8,8 @@ package browser
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -112,6 +114,10 @@ func testPlayer(t *testing.T, v variant) {
 	// answer names the browser's own user.
 	s.checkNoSecrets(t, forged, alice, bob, anon)
 	checkAnswersName(t, alice, bob)
+
+	// 6. Nor do Caddy's log and the access log, but for the forged KS: the
+	// access log shows the page's URL as the browser asked for it.
+	s.checkLogs(t, forged)
 	t.Logf("done in %v", time.Since(start).Round(time.Millisecond))
 }
 
@@ -372,4 +378,35 @@ func hasPrivilege(privileges, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// checkLogs searches Caddy's log and the access log for the token and
+// every KS the emulator issued but forged.
+func (s *site) checkLogs(t *testing.T, forged string) {
+	t.Helper()
+	for _, path := range s.logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if len(b) == 0 {
+			t.Errorf("%s: empty log", filepath.Base(path))
+		}
+		log := string(b)
+		if strings.Contains(log, testToken) {
+			t.Errorf("%s: the appToken token is logged", filepath.Base(path))
+		}
+		for _, sess := range s.emu.IssuedSessions() {
+			if sess.KS == forged {
+				continue
+			}
+			for _, sp := range spellings(sess.KS) {
+				if strings.Contains(log, sp) {
+					t.Errorf("%s: a KS of %q (widget %v) is logged", filepath.Base(path), sess.UserID, sess.Widget)
+					break
+				}
+			}
+		}
+	}
 }

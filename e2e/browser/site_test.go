@@ -107,6 +107,7 @@ func (a *authService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type site struct {
 	origin string
 	emu    *kalturatest.Emulator
+	logs   []string // Caddy's log (INFO, the handler's lines included) and the site's access log
 }
 
 // entryID is the entry the player plays; the emulator serves it with a
@@ -143,6 +144,8 @@ func startSite(t *testing.T, v variant) *site {
 	copyFile(t, filepath.Join("testdata", "player.html"), filepath.Join(pages, "player.html"))
 	copyFile(t, bundle, filepath.Join(pages, "kaltura-ovp-player.js"))
 
+	logDir := t.TempDir()
+	caddyLog, accessLog := filepath.Join(logDir, "caddy.log"), filepath.Join(logDir, "access.log")
 	caddyfile := fmt.Sprintf(`{
 	admin off
 	skip_install_trust
@@ -157,6 +160,9 @@ func startSite(t *testing.T, v variant) *site {
 }
 
 %[3]s {
+	log {
+		output file %[11]s
+	}
 	handle /login {
 		reverse_proxy %[4]s
 	}
@@ -181,7 +187,7 @@ func startSite(t *testing.T, v variant) *site {
 		file_server
 	}
 }
-`, port, filepath.Join(t.TempDir(), "caddy.log"), origin, authSrv.URL, emuSrv.URL, testPID, testTokenID, tokenEnv, handler, pages)
+`, port, caddyLog, origin, authSrv.URL, emuSrv.URL, testPID, testTokenID, tokenEnv, handler, pages, accessLog)
 	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
 		t.Fatalf("adapt: %v\n%s", err, caddyfile)
@@ -198,7 +204,7 @@ func startSite(t *testing.T, v variant) *site {
 		}
 	})
 	waitServing(t, origin+"/player.html")
-	return &site{origin: origin, emu: emu}
+	return &site{origin: origin, emu: emu, logs: []string{caddyLog, accessLog}}
 }
 
 func freePort(t *testing.T) int {
