@@ -399,6 +399,9 @@ func (e *Emulator) dispatch(c *call, sess Session, st ksState) (any, *apiError) 
 func (e *Emulator) generic(c *call, sess Session) (any, *apiError) {
 	p := c.params
 	user := sess.UserID
+	if res, ok := e.entryCall(c, user); ok {
+		return res, nil
+	}
 	switch c.service + "." + c.action {
 	case "session.end":
 		e.Revoke(c.ks)

@@ -48,6 +48,7 @@ type Config struct {
 	// 1: standard-base64 v1-like KS that always contains both '+' and '/'.
 	KSVersion int
 	Now       func() time.Time // nil = time.Now
+	Entries   []Entry          // playable entries (media.go)
 }
 
 // Session is an issued KS and what it stands for.

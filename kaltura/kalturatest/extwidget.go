@@ -53,8 +53,11 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("X-Emulator-Ks-Users", "-")
 		w.Header().Set("Content-Type", "video/mp2t")
 		w.WriteHeader(http.StatusOK)
-		buf := make([]byte, 188)
-		buf[0] = 0x47
+		buf, ok := e.mediaSegment(rest)
+		if !ok {
+			buf = make([]byte, 188)
+			buf[0] = 0x47
+		}
 		_, _ = w.Write(buf)
 		return true
 	}
@@ -82,10 +85,14 @@ func (e *Emulator) serveExtwidget(w http.ResponseWriter, r *http.Request) bool {
 	if st == ksValid {
 		user = sess.UserID
 	}
-	if e.serveEcho(w, r, kind, user, extwidgetEntryID(path, query), path) {
+	entryID := extwidgetEntryID(path, query)
+	if e.serveEcho(w, r, kind, user, entryID, path) {
 		return true
 	}
-	writeExtwidget(w, r, kind, user, extwidgetEntryID(path, query), query)
+	if kind == "playManifest" && paramString(query, "responseFormat") != "jsonp" && e.serveMediaManifest(w, r, user, entryID, path) {
+		return true
+	}
+	writeExtwidget(w, r, kind, user, entryID, query)
 	return true
 }
 
