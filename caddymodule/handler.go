@@ -182,6 +182,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if plan.Disposition == kaltura.EndSession && h.privDynamic {
+		// The KS ended depends on the request, and a logout names no entry:
+		// all of the user's KSes go.
+		user, ref := h.identifyUser(r, repl)
+		if ref.code != "" {
+			return h.refuse(w, r, plan, ref)
+		}
+		return h.endUserSessions(w, r, plan, user)
+	}
 	user, privileges, ref := h.identify(r, repl, plan)
 	if ref.code != "" {
 		return h.refuse(w, r, plan, ref)
@@ -276,6 +285,28 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, plan *kaltu
 	h.metrics.request(plan.Class, resultEnded)
 	if c := h.logger.Check(zapcore.DebugLevel, "session.end answered locally; cached KS forgotten"); c != nil {
 		c.Write(zap.String("user", user))
+	}
+	kaltura.WriteVoid(w, plan.Format, plan.Callback)
+	return nil
+}
+
+// endUserSessions answers a client's session.end when privileges depend on
+// the request (an entry, say): the user holds one KS per value, and the
+// client names none of them, so every KS of that user in this cache is
+// forgotten, and, with the shared tier, on every replica (a purge: one
+// SCAN of the shared keys).
+func (h *Handler) endUserSessions(w http.ResponseWriter, r *http.Request, plan *kaltura.Plan, user string) error {
+	scope := purgeScope{tag: cache.UserTag(user), user: user}
+	n := len(h.shared.cache.Purge(scope.matches))
+	if h.shared.tier != nil {
+		if _, err := h.shared.tier.Purge(r.Context(), scope.tag, false); err != nil {
+			h.logger.Warn("session.end: the other replicas were not told (redis); they keep this user's KSes until they expire",
+				zap.String("user", user), zap.Error(err))
+		}
+	}
+	h.metrics.request(plan.Class, resultEnded)
+	if c := h.logger.Check(zapcore.DebugLevel, "session.end answered locally; every cached KS of the user forgotten"); c != nil {
+		c.Write(zap.String("user", user), zap.Int("local", n))
 	}
 	kaltura.WriteVoid(w, plan.Format, plan.Callback)
 	return nil

@@ -337,3 +337,36 @@ func TestAdminAPIListsAllowLists(t *testing.T) {
 		t.Fatalf("%+v", out)
 	}
 }
+
+// TestEntryScopedLogout: with privileges scoped to the entry, a client's
+// session.end names no entry, yet it is answered, and every KS of that user
+// (each entry) is forgotten; another user's stay.
+func TestEntryScopedLogout(t *testing.T) {
+	e := newEnv(t, playbackToken, lpPrivileges)
+	get := func(user, entry string) {
+		t.Helper()
+		r := e.send("GET", "/api_v3/index.php?service=baseentry&action=get&format=1&entryId="+entry, "", "", user)
+		if r.users() != user {
+			t.Fatalf("%s %s: users %q: %.300s", user, entry, r.users(), r.body)
+		}
+	}
+	for _, u := range []string{"alice", "bob"} {
+		get(u, lpEntryA)
+		get(u, lpEntryB)
+	}
+	e.reset()
+	r := e.send("GET", "/api_v3/service/session/action/end?format=1", "", "", "alice")
+	if r.status != 200 || strings.Contains(r.body, "KS_PROXY") || len(e.emu.Records()) != 0 {
+		t.Fatalf("session.end: %d %s, %d records at Kaltura", r.status, r.body, len(e.emu.Records()))
+	}
+	for _, c := range []struct {
+		user, entry string
+		mints       int
+	}{{"alice", lpEntryA, 1}, {"alice", lpEntryB, 1}, {"bob", lpEntryA, 0}, {"bob", lpEntryB, 0}} {
+		e.reset()
+		get(c.user, c.entry)
+		if n := e.mints(); n != c.mints {
+			t.Errorf("%s %s after alice's session.end: %d mints, want %d", c.user, c.entry, n, c.mints)
+		}
+	}
+}

@@ -19,13 +19,8 @@ import (
 // identify works out whose KS r gets, and with which privileges; a
 // request it cannot place gets a refusal instead.
 func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, plan *kaltura.Plan) (user, privileges string, ref refusal) {
-	user = h.readUser(r, repl)
-	if user == "" {
-		return "", "", refusal{kaltura.ProxyCodePrefix + "NO_USER", http.StatusUnauthorized,
-			"no user identity for this request: the KS proxy mints a session only for an authenticated user"}
-	}
-	if msg := h.checkUserID(user); msg != "" {
-		return "", "", refusal{kaltura.ProxyCodePrefix + "INVALID_USER", http.StatusBadRequest, msg}
+	if user, ref = h.identifyUser(r, repl); ref.code != "" {
+		return "", "", ref
 	}
 	if ref := h.setEntry(repl, plan); ref.code != "" {
 		return "", "", ref
@@ -38,6 +33,19 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer, plan *kaltura.
 		}
 	}
 	return user, privileges, refusal{}
+}
+
+// identifyUser returns r's user, or why r gets none.
+func (h *Handler) identifyUser(r *http.Request, repl *caddy.Replacer) (string, refusal) {
+	user := h.readUser(r, repl)
+	if user == "" {
+		return "", refusal{kaltura.ProxyCodePrefix + "NO_USER", http.StatusUnauthorized,
+			"no user identity for this request: the KS proxy mints a session only for an authenticated user"}
+	}
+	if msg := h.checkUserID(user); msg != "" {
+		return "", refusal{kaltura.ProxyCodePrefix + "INVALID_USER", http.StatusBadRequest, msg}
+	}
+	return user, refusal{}
 }
 
 // readUser evaluates user_id for r.
