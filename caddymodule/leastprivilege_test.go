@@ -207,19 +207,7 @@ func TestPlayerV7LeastPrivilegeReplay(t *testing.T) {
 			if strings.HasSuffix(target, "/0_abc") {
 				target = strings.TrimSuffix(target, "0_abc") + lpEntryA
 			}
-			req, err := http.NewRequest(w.Method, "http://localhost:9080"+target, strings.NewReader(fix.Replace(w.Body)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, h := range w.Headers {
-				switch strings.ToLower(h[0]) {
-				case "host", "content-length", "connection":
-					continue
-				}
-				req.Header.Add(h[0], h[1])
-			}
-			req.Header.Set("X-User-Id", "alice")
-			r := e.do(req)
+			r := e.do(w.request(t, target, fix.Replace(w.Body), "alice"))
 			if r.status != 200 || strings.Contains(r.body, "KS_PROXY") || r.header.Get("X-Kaltura-Ks-Proxy-Error") != "" {
 				t.Fatalf("refused: %d %v %.300s", r.status, r.header.Get("X-Kaltura-Ks-Proxy-Error"), r.body)
 			}
